@@ -1,0 +1,5 @@
+"""`python -m dualanodiff` (and `accelerate launch -m dualanodiff`) runs the command-line interface."""
+
+from dualanodiff.cli import main
+
+main()

@@ -1,0 +1,18 @@
+"""User-facing errors: the CLI prints their message as one line and exits with status 2."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (a file, a folder, an option) that they can fix.
+
+    The message must name the file or option and the problem in one line.
+    """
+
+    exit_code = 2
+
+
+class DataError(UserError):
+    """A problem with a data set: missing files, unreadable images, masks that do not fit."""
+
+
+class ModelError(UserError):
+    """A problem with model weights or a run folder: not found, incompatible, unsafe format."""

@@ -1,0 +1,149 @@
+"""The GEN folder: generated (anomaly image, anomaly part, mask) triplets, written atomically and resumably.
+
+Layout (shared by `generate` and every `baseline`, read by `evaluate`, `report` and `sweep`):
+
+    GEN/image/NNNN.png     the anomaly image I
+    GEN/fg/NNNN.png        the anomaly part I_a (black outside the anomaly)
+    GEN/mask/NNNN.png      the binary anomaly mask (0 / 255)
+    GEN/samples/NNNN.json  the sample's record (seed, figures); written last, so it marks the sample complete
+    GEN/meta.json          method, object, anomaly type, settings, and all records once the job is finished
+
+A job that stops half-way leaves only complete samples behind (each file is renamed into place), and a re-run
+with the same settings makes only the missing ones.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from dualanodiff.errors import UserError
+from dualanodiff.io import read_json, save_image, write_json
+
+FORMAT = "dualanodiff-generated/1"
+_KINDS = ("image", "fg", "mask")
+
+
+@dataclass(frozen=True)
+class GeneratedSample:
+    index: int
+    image_path: Path
+    part_path: Path
+    mask_path: Path
+    record: dict[str, Any]
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image HxWx3 uint8, anomaly part HxWx3 uint8, mask HxW bool)."""
+        image = np.asarray(Image.open(self.image_path).convert("RGB"))
+        part = np.asarray(Image.open(self.part_path).convert("RGB"))
+        mask = np.asarray(Image.open(self.mask_path).convert("L")) >= 128
+        return image, part, mask
+
+
+class GeneratedSet:
+    """A GEN folder. `create` starts or resumes one; `open` reads a finished or partial one."""
+
+    def __init__(self, root: str | Path, meta: dict[str, Any]):
+        self.root = Path(root)
+        self.meta = meta
+
+    @property
+    def object(self) -> str:
+        return self.meta["object"]
+
+    @property
+    def anomaly(self) -> str:
+        return self.meta["anomaly"]
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    @classmethod
+    def create(cls, root: str | Path, *, method: str, object: str, anomaly: str, settings: dict[str, Any],
+               **extra: Any) -> GeneratedSet:
+        """Start a GEN folder, or resume one that was made with exactly the same settings."""
+        root = Path(root)
+        meta = {"format": FORMAT, "method": method, "object": object, "anomaly": anomaly,
+                "settings": settings, **extra}
+        meta_path = root / "meta.json"
+        if meta_path.exists():
+            old = read_json(meta_path)
+            for key in ("method", "object", "anomaly", "settings"):
+                if old.get(key) != meta[key]:
+                    raise UserError(f"{root}: already holds samples made with another {key} "
+                                    f"({old.get(key)!r} != {meta[key]!r}); choose a new --out or delete it")
+            meta = {**old, **extra}
+        else:
+            stray = [d for d in _KINDS if (root / d).exists() and any((root / d).iterdir())]
+            if stray:
+                raise UserError(f"{root}: holds files but no meta.json; choose a new --out or delete it")
+        write_json(meta_path, meta)
+        return cls(root, meta)
+
+    @classmethod
+    def open(cls, root: str | Path) -> GeneratedSet:
+        root = Path(root)
+        meta_path = root / "meta.json"
+        if not meta_path.is_file():
+            raise UserError(f"{root}: not a generated set (no meta.json)")
+        try:
+            meta = read_json(meta_path)
+        except ValueError as error:
+            raise UserError(f"{meta_path}: not valid JSON ({error})") from None
+        for key in ("object", "anomaly", "method"):
+            if key not in meta:
+                raise UserError(f"{meta_path}: has no {key!r} entry")
+        return cls(root, meta)
+
+    def _path(self, kind: str, index: int, suffix: str = ".png") -> Path:
+        return self.root / kind / f"{index:04d}{suffix}"
+
+    def completed_indices(self) -> set[int]:
+        folder = self.root / "samples"
+        if not folder.is_dir():
+            return set()
+        return {int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()}
+
+    def write_sample(self, index: int, image: np.ndarray, part: np.ndarray, mask: np.ndarray,
+                     record: dict[str, Any]) -> None:
+        """Write one triplet; the record goes last so an interrupted write never counts as complete."""
+        save_image(self._path("image", index), image)
+        save_image(self._path("fg", index), part)
+        save_image(self._path("mask", index), (np.asarray(mask) > 0).astype(np.uint8) * 255)
+        write_json(self._path("samples", index, ".json"), {"index": index, **record})
+
+    def samples(self) -> list[GeneratedSample]:
+        """The complete samples, in index order."""
+        return [GeneratedSample(i, self._path("image", i), self._path("fg", i), self._path("mask", i),
+                                read_json(self._path("samples", i, ".json")))
+                for i in sorted(self.completed_indices())]
+
+    def finalize(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Gather every record and the summary into meta.json."""
+        self.meta = {**self.meta, "num": len(self.completed_indices()),
+                     "samples": [s.record for s in self.samples()], "summary": summary}
+        write_json(self.root / "meta.json", self.meta)
+        return self.meta
+
+    def export_mvtec(self, data_root: str | Path) -> Path:
+        """Copy the pairs into MVTec layout: ROOT/<object>/test/<anomaly>/ and ground_truth/<anomaly>/."""
+        object_root = Path(data_root) / self.object
+        images = object_root / "test" / self.anomaly
+        masks = object_root / "ground_truth" / self.anomaly
+        images.mkdir(parents=True, exist_ok=True)
+        masks.mkdir(parents=True, exist_ok=True)
+        for sample in self.samples():
+            shutil.copyfile(sample.image_path, images / f"{sample.index:04d}.png")
+            shutil.copyfile(sample.mask_path, masks / f"{sample.index:04d}_mask.png")
+        return object_root
+
+
+def open_generated(roots: Iterable[str | Path]) -> list[GeneratedSet]:
+    return [GeneratedSet.open(root) for root in roots]
