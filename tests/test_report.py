@@ -1,0 +1,211 @@
+import csv
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+
+from dualanodiff.cli import main
+from dualanodiff.errors import UserError
+from dualanodiff.generated import GeneratedSet
+from dualanodiff.io import write_json
+from dualanodiff.report import find_outputs, write_report
+
+LOCALIZATION_KEYS = ("pixel_auroc", "pixel_ap", "pixel_f1_max", "image_auroc", "image_ap", "image_f1_max")
+
+
+class PageParser(HTMLParser):
+    """Collects links, element ids, the text of best (bold) cells and all visible text."""
+
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.best: list[str] = []
+        self.text: list[str] = []
+        self.tags: list[str] = []
+        self._in_best = 0
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append(tag)
+        self.links.extend(attributes[key] for key in ("src", "href") if attributes.get(key))
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if tag == "td" and "best" in (attributes.get("class") or "").split():
+            self._in_best = 1
+            self.best.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._in_best = 0
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_best:
+            self.best[-1] += data
+
+
+def parse(page: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def assert_links_resolve(page: Path, parser: PageParser) -> None:
+    assert parser.links
+    for link in parser.links:
+        assert "://" not in link and not link.startswith("//"), f"network link {link}"
+        if link.startswith("#"):
+            assert link[1:] in parser.ids, f"dangling anchor {link}"
+        else:
+            assert (page.parent / unquote(link)).is_file(), f"missing file {link}"
+
+
+def localization(object_name: str, method: str, values: dict[str, float], **extra) -> dict:
+    return {"kind": "localization", "object": object_name, "methods": [method], **values, **extra}
+
+
+def make_outputs(root: Path) -> dict:
+    """A demo-like tree: a RUN, a GEN, evaluations of three kinds, a sweep table, and an unknown folder."""
+    rng = np.random.default_rng(0)
+    run = root / "run"
+    write_json(run / "config.json", {"preset": "tiny", "object": "bottle", "anomaly": "broken_large",
+                                     "steps": 40, "lora": {"rank": 4}, "note": "<script>alert(1)</script>"})
+    write_json(run / "split.json", {"train": ["000.png", "001.png"],
+                                    "test": ["002.png", "003.png", "004.png"]})
+    with (run / "loss.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", "loss"])
+        writer.writerows((step, 1.0 / (step + 1)) for step in range(40))
+
+    generated = GeneratedSet.create(root / "generated", method="dualanodiff", object="bottle",
+                                    anomaly="broken_large", settings={"steps": 2, "guidance": 2.5})
+    mask_areas = []
+    for index in range(3):
+        image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        mask = np.zeros((32, 32), bool)
+        mask[2:4 + 3 * index, 5:12] = True
+        mask_areas.append(float(mask.mean()))
+        record = {"seed": 100 + index, "mask_area": mask_areas[-1], "branch_agreement": 0.1 * index}
+        generated.write_sample(index, image, image * mask[..., None], mask, record)
+
+    ours = dict(zip(LOCALIZATION_KEYS, (0.973, 0.812, 0.755, 0.990, 0.947, 0.930), strict=True))
+    theirs = dict(zip(LOCALIZATION_KEYS, (0.951, 0.700, 0.650, 0.980, 0.993, 0.920), strict=True))
+    write_json(root / "eval" / "ours" / "metrics.json", localization(
+        "bottle", "dualanodiff", ours, std={"pixel_auroc": 0.004}, seeds=3,
+        per_type={"broken_large": {**ours, "pixel_ap": 0.61}, "contamination": ours}))
+    write_json(root / "eval" / "croppaste" / "metrics.json", localization(
+        "bottle", "croppaste", theirs, per_type={"broken_large": {**theirs, "pixel_ap": 0.66}}))
+    write_json(root / "eval" / "cls" / "metrics.json", {
+        "kind": "classification", "object": "bottle", "methods": ["dualanodiff"], "accuracy": 0.6789,
+        "backbone_weights": "scratch", "classes": ["broken_large", "contamination"],
+        "per_type": {"broken_large": 0.7, "contamination": {"accuracy": 0.625}},
+        "confusion_matrix": [[7, 3], [3, 5]]})
+    for method, kid in (("dualanodiff", 0.0123), ("perlin", 0.0456)):
+        write_json(root / "eval" / f"quality-{method}" / "metrics.json", {
+            "kind": "quality", "object": "bottle", "anomaly": "broken_large", "method": method,
+            "inception_score": 1.93 if method == "perlin" else 1.51, "ic_lpips": 0.38, "kid": kid})
+    (root / "sweep").mkdir()
+    (root / "sweep" / "results.md").write_text(
+        "# Sweep\n\n| object | pixel AUROC |\n| --- | ---: |\n| bottle | **97.3** |\n")
+    (root / "unrelated").mkdir()
+    (root / "unrelated" / "notes.txt").write_text("not an output")
+    return {"mask_areas": mask_areas}
+
+
+def run_cli(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    return exit_.value.code
+
+
+def test_report_of_a_folder_tree(tmp_path, capsys):
+    root = tmp_path / "demo"
+    facts = make_outputs(root)
+    gen_files_before = sorted(p.relative_to(root) for p in (root / "generated").rglob("*"))
+
+    assert run_cli(["report", str(root)]) == 0
+    assert "1 run(s), 1 generated set(s), 5 evaluation(s), 1 results table(s)" in capsys.readouterr().out
+    page = root / "report.html"
+    parser = parse(page)
+    assert_links_resolve(page, parser)
+    text = " ".join(parser.text)
+    html_source = page.read_text()
+
+    # Localization: methods side by side, percent with one decimal, mean ± std, best of each column in bold.
+    for figure in ("97.3 ± 0.4", "95.1", "81.2", "70.0", "99.3", "61.0", "66.0"):
+        assert figure in text
+    assert {"97.3 ± 0.4", "81.2", "75.5", "99.0", "99.3", "93.0"} <= set(parser.best)
+    assert not {"95.1", "70.0", "65.0", "98.0", "94.7", "92.0"} & set(parser.best)
+    assert "66.0" in parser.best and "61.0" not in parser.best  # per type, the other method wins pixel AP
+    assert "seeds=3" in text
+    # Classification: accuracy and per-type figures, the backbone recorded, the confusion matrix drawn.
+    assert "67.9" in text and "62.5" in text and "backbone_weights=scratch" in text
+    assert any("confusion" in link and link.endswith(".png") for link in parser.links)
+    # Quality: the lower KID and the higher IS are the best.
+    assert "0.0123" in parser.best and "0.0456" not in parser.best
+    assert "1.93" in parser.best and "1.51" not in parser.best
+    # The RUN: settings, split, a loss curve drawn from loss.csv; the GEN: contact sheet, per-sample figures.
+    assert "lora.rank" in text and "2 train, 3 test" in text
+    assert any(link.endswith("_loss.png") for link in parser.links)
+    assert f"{np.mean(facts['mask_areas']):.4f}" in text and "0.1000" in text  # means of the records
+    assert "branch_agreement" in text and "101" in text
+    # The sweep's markdown table keeps its bold cell.
+    assert "<b>97.3</b>" in html_source
+    # Text is escaped, nothing runs, nothing is written into the input folders.
+    assert "script" not in parser.tags and "&lt;script&gt;" in html_source
+    assert sorted(p.relative_to(root) for p in (root / "generated").rglob("*")) == gen_files_before
+    assert not (root / "run" / "loss.png").exists()
+
+
+def test_report_written_elsewhere_links_back(tmp_path):
+    make_outputs(tmp_path / "demo")
+    result = write_report(tmp_path / "demo" / "eval", tmp_path / "elsewhere" / "page.html")
+    assert result.path == tmp_path / "elsewhere" / "page.html"
+    assert result.evaluations == 5 and result.runs == 0
+    assert_links_resolve(result.path, parse(result.path))
+
+
+def test_report_of_a_single_gen_folder(tmp_path):
+    make_outputs(tmp_path)
+    result = write_report(tmp_path / "generated")
+    assert result.generated == 1
+    parser = parse(result.path)
+    assert_links_resolve(result.path, parser)
+    assert "Generated: generated" in " ".join(parser.text)
+
+
+def test_unreadable_files_are_listed_not_fatal(tmp_path, capsys):
+    make_outputs(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{ not json")
+    (tmp_path / "run" / "loss.csv").write_text("epoch,value\n1,2\n")
+    assert run_cli(["report", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "broken/metrics.json: not readable JSON" in err and "loss.csv: not a loss log" in err
+    assert_links_resolve(tmp_path / "report.html", parse(tmp_path / "report.html"))
+
+
+def test_nothing_recognisable_is_a_user_error(tmp_path, capsys):
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "meta.json").write_text(json.dumps({"format": "something-else"}))
+    assert run_cli(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(tmp_path) in err
+    assert not (tmp_path / "report.html").exists()
+    assert run_cli(["report", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_walk_stops_at_the_depth_limit_and_inside_recognised_folders(tmp_path):
+    deep = tmp_path / "a" / "b" / "c" / "d"
+    write_json(deep / "metrics.json", {"kind": "quality", "object": "x", "kid": 0.1})
+    write_json(tmp_path / "a" / "metrics.json", {"kind": "quality", "object": "x", "kid": 0.2})
+    write_json(tmp_path / "a" / "inner" / "metrics.json", {"kind": "quality", "object": "x", "kid": 0.3})
+    assert [e.folder for e in find_outputs(tmp_path).evaluations] == [tmp_path / "a"]
+    assert find_outputs(tmp_path / "a" / "b").evaluations[0].folder == deep
+    with pytest.raises(UserError, match=r"searched to depth 1\)$"):
+        write_report(tmp_path / "a" / "b", max_depth=1)
