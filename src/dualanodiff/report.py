@@ -475,8 +475,9 @@ def _run_section(page: _Page, root: Path, run: Path) -> None:
     split = _json_object(run / "split.json", page.warnings)
     if split is not None:
         counts = ", ".join(f"{len(value)} {key}" for key, value in split.items() if isinstance(value, list))
+        rule = f"; {split['rule']}" if isinstance(split.get("rule"), str) else ""
         link = page.link(run / "split.json", "split.json")
-        parts.append(f"<p>Split: {_text(counts or 'see file')} ({link})</p>")
+        parts.append(f"<p>Split: {_text((counts or 'see file') + rule)} ({link})</p>")
     parts.append("<h3>Settings</h3>" + _settings_table(_flatten(config)))
     page.add(f"Run: {_label(root, run)}", "".join(parts))
 
