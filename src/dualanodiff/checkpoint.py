@@ -1,0 +1,89 @@
+"""Training checkpoints and loss logs, shared by the dual training loop and the tiny base pre-training.
+
+A checkpoint is a folder `checkpoints/step-NNNNNN/` holding the trainable weights (safetensors) and the rest of the
+training state: optimizer, random generators, loss history (torch.save, read back with weights_only=True, so a
+checkpoint cannot run code). `state.pt` is written last: a folder without it is an interrupted save and is ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from dualanodiff.errors import ModelError
+from dualanodiff.io import atomic_write
+from dualanodiff.viz import plot_loss_curve
+
+WEIGHTS_FILE = "weights.safetensors"
+STATE_FILE = "state.pt"
+
+
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    cpu = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for a damaged file
+        raise ModelError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],
+                    keep: int) -> Path:
+    folder = run_dir / "checkpoints" / f"step-{step:06d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(folder / WEIGHTS_FILE, tensors)
+
+    def write_state(tmp: Path) -> None:
+        torch.save({**state, "step": step}, tmp)
+
+    atomic_write(folder / STATE_FILE, write_state)
+    for old in complete_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step-*") if (p / STATE_FILE).is_file() and (p / WEIGHTS_FILE).is_file())
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged or foreign pickle: refuse it, never execute it
+        raise ModelError(f"{folder / STATE_FILE}: not a readable checkpoint state ({error})") from None
+    return load_weights(folder / WEIGHTS_FILE), state
+
+
+class LossLog:
+    """Loss per optimizer step, written as loss.csv and drawn as loss.png."""
+
+    def __init__(self, columns: tuple[str, ...], rows: list[list[float]] | None = None):
+        self.columns = columns
+        self.rows: list[list[float]] = rows or []
+
+    def add(self, step: int, *values: float) -> None:
+        self.rows.append([step, *values])
+
+    def write(self, folder: Path, title: str) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["step", *self.columns])
+        writer.writerows(self.rows)
+        atomic_write(folder / "loss.csv", lambda tmp: tmp.write_text(buffer.getvalue()))
+        if self.rows:
+            plot_loss_curve([row[0] for row in self.rows], [row[1] for row in self.rows], folder / "loss.png",
+                            title=title)

@@ -1,0 +1,45 @@
+"""Per-branch LoRA for the UNet's attention projections, applied to the whole (b f) batch in one pass.
+
+The two branches share one frozen projection W but each has its own low-rank update: stream s of every sample
+group gets W x + B_s A_s x. peft's LoRA keeps one adapter active per forward pass (its mixed-batch mode loops over
+adapters and serves inference only), so the branch dimension is handled here with a batched matmul instead: the
+frozen projection runs once over the whole batch, each branch's update is applied to its own streams, and there is
+no Python loop over branches. The text encoder's single shared LoRA does use peft.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class BranchLoRA(nn.Module):
+    """Low-rank updates for one linear projection, one per branch (stream 0 = global, 1 = anomaly).
+
+    Streams past `num_branches` (the BCM background stream) get no update: they see the frozen base model.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, *, num_branches: int = 2,
+                 alpha: float | None = None):
+        super().__init__()
+        self.num_branches = num_branches
+        self.scale = (alpha if alpha is not None else rank) / rank
+        self.down = nn.Parameter(torch.empty(num_branches, in_features, rank))
+        self.up = nn.Parameter(torch.zeros(num_branches, rank, out_features))
+        # As peft does: Kaiming-uniform down projection and zero up projection, so a new adapter is the identity.
+        bound = 1 / math.sqrt(in_features)
+        nn.init.uniform_(self.down, -bound, bound)
+
+    def forward(self, x: torch.Tensor, num_streams: int) -> torch.Tensor:
+        """The update for `x` of shape ((b f), n, in) with f = num_streams; returns ((b f), n, out)."""
+        batch_streams, tokens, _ = x.shape
+        grouped = x.view(batch_streams // num_streams, num_streams, tokens, -1)
+        # (b, branches, n, in) @ (branches, in, rank) broadcasts into one batched matmul per projection.
+        update = grouped[:, : self.num_branches] @ self.down.to(x.dtype)
+        update = (update @ self.up.to(x.dtype)) * self.scale  # (b, branches, n, out)
+        if num_streams > self.num_branches:
+            update = torch.cat([update, update.new_zeros(update.shape[0], num_streams - self.num_branches,
+                                                         *update.shape[2:])], dim=1)
+        return update.reshape(batch_streams, tokens, -1)

@@ -1,0 +1,169 @@
+"""Generation: `DualAnoDiffPipeline`, built from a run folder, denoises both branches of many samples together.
+
+    pipe = DualAnoDiffPipeline.from_pretrained("runs/washer-rust")
+    out = pipe(range(16), seed=0)          # out.images, out.anomaly_parts, out.masks, out.records
+
+Sample i depends only on (seed, i): its starting noise comes from a generator seeded by both, so a sample is the same
+whatever the batch it is made in, and an interrupted job can make exactly the missing ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, PNDMScheduler
+from tqdm.auto import tqdm
+
+from dualanodiff.checkpoint import WEIGHTS_FILE, load_weights
+from dualanodiff.config import TrainConfig, read_run_config
+from dualanodiff.errors import UserError
+from dualanodiff.masks import Segmenter, load_segmenter, mask_figures
+from dualanodiff.model.attention import AttentionStore
+from dualanodiff.model.base import load_base_model
+from dualanodiff.model.dual import DualAnoDiffModel
+
+SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm": PNDMScheduler}
+
+
+def sample_generator(seed: int, index: int) -> torch.Generator:
+    """The random generator of sample `index`: a function of (seed, index) alone."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
+
+
+def to_uint8(pixels: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    return ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class GenerationOutput:
+    images: list[np.ndarray] = field(default_factory=list)  # uint8 HxWx3: the anomaly image I
+    anomaly_parts: list[np.ndarray] = field(default_factory=list)  # uint8 HxWx3: I_a, black outside the anomaly
+    masks: list[np.ndarray] = field(default_factory=list)  # bool HxW
+    records: list[dict[str, Any]] = field(default_factory=list)  # seed, figures, background
+
+
+class DualAnoDiffPipeline:
+    def __init__(self, model: DualAnoDiffModel, config: TrainConfig, run_dir: Path, *,
+                 scheduler: str = "ddim", backgrounds=None):
+        if scheduler not in SCHEDULERS:
+            raise UserError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        self.model = model.eval()
+        self.config = config
+        self.run_dir = run_dir
+        self.scheduler_name = scheduler
+        self.scheduler = SCHEDULERS[scheduler].from_config(model.scheduler_config)
+        self.noise_scheduler = DDPMScheduler.from_config(model.scheduler_config)
+        self.backgrounds = backgrounds
+
+    @classmethod
+    def from_pretrained(cls, run_dir: str | Path, *, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None, scheduler: str = "ddim") -> DualAnoDiffPipeline:
+        """Rebuild the trained model of a run folder (its base named in config.json, its weights beside it)."""
+        run_dir = Path(run_dir)
+        config, raw = read_run_config(run_dir)
+        base_path = raw.get("base_model_path") or config.base_model
+        if base_path is None:
+            raise UserError(f"{run_dir / 'config.json'}: names no base model")
+        local = run_dir / base_path
+        base = load_base_model(local if local.is_dir() else base_path)
+        model = DualAnoDiffModel(base, config.model)
+        model.load_adapter_state_dict(load_weights(run_dir / WEIGHTS_FILE))
+        device = torch.device(device) if device is not None else default_device()
+        if dtype is None:
+            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        # The adapters are fixed now, so everything can run in the inference dtype.
+        model.to(device, dtype)
+        backgrounds = None
+        if config.model.bcm:
+            from dualanodiff.objects import BackgroundBank
+
+            backgrounds = BackgroundBank.from_run(run_dir, config)
+        return cls(model, config, run_dir, scheduler=scheduler, backgrounds=backgrounds)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.unet.parameters()).dtype
+
+    @torch.no_grad()
+    def __call__(self, indices: Iterable[int] | int, *, seed: int = 0, steps: int = 50, guidance: float = 2.5,
+                 segmenter: Segmenter | str = "threshold", background_every: int = 50,
+                 progress: bool = True) -> GenerationOutput:
+        indices = list(range(indices)) if isinstance(indices, int) else list(indices)
+        if isinstance(segmenter, str):
+            segmenter = load_segmenter(segmenter)
+        model, streams = self.model, self.model.config.num_streams
+        groups = len(indices)
+        latent_shape = (model.unet.config.in_channels, model.unet.config.sample_size,
+                        model.unet.config.sample_size)
+        generators = [sample_generator(seed, index) for index in indices]
+        # Branch noise first, then the background's, from each sample's own generator.
+        latents = torch.stack([torch.randn((2, *latent_shape), generator=g) for g in generators])
+        latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
+        records: list[dict[str, Any]] = [{"seed": seed} for _ in indices]
+        background_latents = None
+        if self.backgrounds is not None:
+            background_latents, background_ids = self._background_latents(indices, seed, background_every)
+            background_noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
+            background_noise = background_noise.to(self.device, self.dtype).repeat(2, 1, 1, 1)
+            for record, background_id in zip(records, background_ids, strict=True):
+                record["background"] = background_id
+
+        guided = guidance != 1.0
+        text = model.text_embeddings(groups)
+        if guided:
+            text = torch.cat([model.text_embeddings(groups, unconditional=True), text])
+        store = (AttentionStore(model.anomaly_token_indices(), latent_shape[-1] * model.codec.downscale)
+                 if segmenter.needs_attention else None)
+        self.scheduler.set_timesteps(steps, device=self.device)
+        for t in tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress, leave=False):
+            branches = self.scheduler.scale_model_input(latents, t)
+            halves = [branches, branches] if guided else [branches]  # unconditional half first
+            if background_latents is not None:
+                noisy = self.noise_scheduler.add_noise(background_latents, background_noise, t.expand(2 * groups))
+                # The unconditional half sees the all-zero image's background, the conditional half the real one.
+                backgrounds = [noisy[:groups], noisy[groups:]] if guided else [noisy[groups:]]
+                halves = [torch.cat([half, background[:, None]], dim=1)
+                          for half, background in zip(halves, backgrounds, strict=True)]
+            batch = torch.cat(halves)
+            prediction = model.predict(batch.flatten(0, 1), t.expand(batch.shape[0] * streams), text, store)
+            prediction = prediction.view(batch.shape[0], streams, *latent_shape)[:, :2]
+            if guided:
+                unconditional, conditional = prediction.chunk(2)
+                prediction = unconditional + guidance * (conditional - unconditional)
+            latents = self.scheduler.step(prediction.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample
+            latents = latents.view(groups, 2, *latent_shape)
+
+        pixels = model.codec.decode(latents.flatten(0, 1))
+        decoded = to_uint8(pixels).reshape(groups, 2, *pixels.shape[2:], 3)
+        attention = store.maps()[-groups:].float().cpu().numpy() if store is not None else None
+        output = GenerationOutput()
+        for k, index in enumerate(indices):
+            image, part = decoded[k, 0], decoded[k, 1]
+            mask = np.asarray(segmenter(image, part, attention[k] if attention is not None else None), bool)
+            output.images.append(image)
+            output.anomaly_parts.append(part)
+            output.masks.append(mask)
+            output.records.append({"index": index, **records[k], **mask_figures(image, part, mask)})
+        return output
+
+    def _background_latents(self, indices: list[int], seed: int,
+                            every: int) -> tuple[torch.Tensor, list[str]]:
+        """Background latents, (2 b) with guidance's all-zero-image backgrounds first; and their names."""
+        pixels, names = self.backgrounds.for_samples(indices, seed, every)
+        zero_image = torch.full_like(pixels, -1.0)  # an all-zero (black) image, whose background is black too
+        latents = self.model.codec.encode(torch.cat([zero_image, pixels]).to(self.device, self.dtype))
+        return latents, names

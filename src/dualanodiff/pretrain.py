@@ -1,0 +1,119 @@
+"""The tiny preset's base model: a small UNet trained on the object's normal images, cached and reused.
+
+No pretrained text-to-image model can be downloaded on a machine without network, so the tiny preset first teaches
+its own small base (model/tiny.py) what the object looks like, then fine-tunes the dual branches exactly as the sd15
+preset does. The base is cached under $DUALANODIFF_CACHE (default ~/.cache/dualanodiff), keyed by the normal
+images' content and every setting, so later runs on the same object reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from PIL import Image
+from torch import nn
+
+from dualanodiff.data import load_rgb
+from dualanodiff.errors import DataError
+from dualanodiff.io import write_json
+from dualanodiff.model.base import BaseModel
+from dualanodiff.model.tiny import build_tiny_base
+from dualanodiff.training import fit, flip_variants, make_accelerator
+
+UNCONDITIONAL_RATE = 0.1  # prompts dropped to "" so that classifier-free guidance has an unconditional model
+EMA_DECAY = 0.999
+COMPLETE_MARK = "base.json"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("DUALANODIFF_CACHE", Path.home() / ".cache" / "dualanodiff")).expanduser()
+
+
+def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
+    """Images as (N, 3, R, R) float tensors in [-1, 1], resized with Lanczos."""
+    arrays = [np.asarray(load_rgb(path).resize((resolution, resolution), Image.Resampling.LANCZOS),
+                         dtype=np.float32) for path in paths]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+class BaseDenoisingLoss(nn.Module):
+    """The plain diffusion loss of the base UNet, conditioned on the object prompt or, sometimes, on ""."""
+
+    def __init__(self, base: BaseModel, prompt: str):
+        super().__init__()
+        self.unet = base.unet
+        self.scheduler = DDPMScheduler.from_config(base.scheduler_config)
+        ids = base.tokenizer([prompt, ""], padding="max_length", max_length=base.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids
+        with torch.no_grad():
+            self.register_buffer("prompt_embeddings", base.text_encoder(ids)[0])
+
+    def forward(self, clean: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                unconditional: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        noisy = self.scheduler.add_noise(clean, noise, timesteps)
+        target = self.scheduler.get_velocity(clean, noise, timesteps)
+        text = self.prompt_embeddings[unconditional.long()]
+        loss = F.mse_loss(self.unet(noisy, timesteps, encoder_hidden_states=text).sample.float(), target.float())
+        return loss, loss.detach()[None]
+
+
+def pretrain_tiny_base(normal_images: list[Path], folder: Path, *, resolution: int, steps: int,
+                       batch_size: int, lr: float, seed: int, prompt: str, flips: bool) -> Path:
+    """Train a tiny base on `normal_images` into `folder` (resumable); returns the model folder."""
+    if not normal_images:
+        raise DataError("the tiny preset needs the object's normal training images to learn the object; none found")
+    accelerator = make_accelerator("auto")
+    base = build_tiny_base(resolution, seed)
+    latents = base.codec.encode(flip_variants(load_pixels(normal_images, resolution), flips, flips).flatten(0, 1))
+    timesteps = base.scheduler_config["num_train_timesteps"]
+    model = BaseDenoisingLoss(base, prompt).to(accelerator.device)
+
+    def draw_batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        index = torch.randint(len(latents), (batch_size,), generator=generator)
+        clean = latents[index]
+        noise = torch.randn(clean.shape, generator=generator)
+        steps_drawn = torch.randint(0, timesteps, (batch_size,), generator=generator)
+        unconditional = torch.rand(batch_size, generator=generator) < UNCONDITIONAL_RATE
+        return tuple(x.to(accelerator.device) for x in (clean, noise, steps_drawn, unconditional))
+
+    _, ema = fit(accelerator, model, draw_batch, run_dir=folder, steps=steps, lr=lr, seed=seed,
+                 checkpoint_every=max(steps // 10, 1), keep_checkpoints=1, loss_columns=(),
+                 title="pre-training the tiny base", ema_decay=EMA_DECAY)
+    ema.copy_to(param for param in model.parameters() if param.requires_grad)
+    model_dir = base.save_pretrained(folder / "model")
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    return model_dir
+
+
+def _fingerprint(normal_images: list[Path], settings: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in normal_images:
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def cached_tiny_base(normal_images: list[Path], object_name: str, *, resolution: int, steps: int,
+                     batch_size: int, lr: float, seed: int, prompt: str, flips: bool) -> Path:
+    """The tiny base for these normal images and settings: from the cache, or pre-trained now and cached."""
+    settings = {"resolution": resolution, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "prompt": prompt, "flips": flips, "architecture": 1}
+    folder = cache_root() / "tiny-base" / f"{object_name}-{_fingerprint(normal_images, settings)}"
+    if (folder / COMPLETE_MARK).is_file():
+        print(f"using the cached tiny base {folder}")
+        return folder / "model"
+    print(f"pre-training the tiny base on {len(normal_images)} normal images of {object_name!r} "
+          f"({steps} steps; cached in {folder} for later runs)")
+    model_dir = pretrain_tiny_base(normal_images, folder, resolution=resolution, steps=steps,
+                                   batch_size=batch_size, lr=lr, seed=seed, prompt=prompt, flips=flips)
+    write_json(folder / COMPLETE_MARK, {"object": object_name, "normal_images": len(normal_images), **settings})
+    return model_dir

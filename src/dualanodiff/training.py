@@ -1,0 +1,115 @@
+"""The optimisation loop both training recipes share: accelerate, checkpoints, resume, progress, loss log.
+
+`train.py` (the dual-branch fine-tuning) and `pretrain.py` (the tiny preset's base model) each build a model whose
+forward returns (loss, per-part losses) and a `draw_batch(generator)` function; `fit` does the rest. Every random
+draw of a step comes from one CPU generator whose state is checkpointed, so a resumed run reaches the same weights
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from torch import nn
+from tqdm.auto import tqdm
+
+from dualanodiff.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
+
+GRADIENT_CLIP = 1.0
+
+
+def make_accelerator(mixed_precision: str, gradient_accumulation: int = 1) -> Accelerator:
+    """`auto` picks bf16 on a GPU that has it, fp16 (with loss scaling) on another GPU, full precision on CPU."""
+    if mixed_precision == "auto":
+        if torch.cuda.is_available():
+            mixed_precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            mixed_precision = "no"
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation)
+
+
+def frozen_dtype(accelerator: Accelerator) -> torch.dtype:
+    """Frozen weights can live in half precision under mixed precision; trainable ones stay in float32."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision, torch.float32)
+
+
+def flip_variants(pixels: torch.Tensor, horizontal: bool, vertical: bool) -> torch.Tensor:
+    """(N, ..., H, W) -> (N, V, ..., H, W): every combination of the enabled flips, the identity first."""
+    variants = [pixels]
+    if horizontal:
+        variants.append(pixels.flip(-1))
+    if vertical:
+        variants += [variant.flip(-2) for variant in variants]
+    return torch.stack(variants, dim=1)
+
+
+def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: param.detach() for name, param in model.named_parameters() if param.requires_grad}
+
+
+def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.Generator], tuple], *,
+        run_dir: Path, steps: int, lr: float, seed: int, checkpoint_every: int, keep_checkpoints: int,
+        loss_columns: tuple[str, ...], title: str, ema_decay: float | None = None) -> tuple[LossLog, EMAModel | None]:
+    """Train `model` for `steps` optimizer steps, resuming from the latest checkpoint in `run_dir` if any."""
+    parameters = [param for param in model.parameters() if param.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-2)
+    ema = EMAModel(parameters, decay=ema_decay, use_ema_warmup=True) if ema_decay else None
+    # One generator per process, so that data-parallel workers draw different batches.
+    generator = torch.Generator().manual_seed(seed + 1_000_003 * accelerator.process_index)
+    log = LossLog(("loss", *loss_columns))
+    start = 0
+    checkpoints = complete_checkpoints(run_dir)
+    if checkpoints:
+        tensors, state = load_checkpoint(checkpoints[-1])
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in tensors:
+                    param.copy_(tensors[name])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generators"][accelerator.process_index])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        log.rows = [list(row) for row in state["loss"]]
+        start = state["step"]
+        accelerator.print(f"resuming from {checkpoints[-1]} (step {start} of {steps})")
+
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    progress = tqdm(total=steps, initial=start, desc=title, disable=not accelerator.is_local_main_process,
+                    dynamic_ncols=True)
+    wrapped.train()
+    for step in range(start, steps):
+        for _ in range(accelerator.gradient_accumulation_steps):
+            with accelerator.accumulate(wrapped):
+                loss, parts = wrapped(*draw_batch(generator))
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(parameters, GRADIENT_CLIP)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(parameters)
+        log.add(step + 1, loss.item(), *parts.tolist())
+        progress.update(1)
+        progress.set_postfix(loss=f"{log.rows[-1][1]:.4f}")
+        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            _checkpoint(accelerator, model, optimizer, generator, ema, log, run_dir, step + 1,
+                        keep_checkpoints, title)
+    progress.close()
+    return log, ema
+
+
+def _checkpoint(accelerator: Accelerator, model: nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, ema: EMAModel | None, log: LossLog, run_dir: Path, step: int,
+                keep: int, title: str) -> None:
+    generators = accelerator.gather(generator.get_state()[None].to(accelerator.device)).cpu()
+    if accelerator.is_main_process:
+        state = {"optimizer": optimizer.state_dict(), "generators": list(generators), "loss": log.rows}
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        save_checkpoint(run_dir, step, trainable_tensors(model), state, keep)
+        log.write(run_dir, title)
+    accelerator.wait_for_everyone()
