@@ -53,7 +53,8 @@ class TrainConfig:
     base_steps: int | None = None
     base_batch_size: int | None = None
     base_lr: float | None = None
-    object_masks: str | None = None
+    object_masks: str | None = None  # BCM: a folder of object masks made with any tool
+    object_segmenter: str = "border"  # BCM: the weight-free default, or module.path:factory
     model: DualConfig = field(default_factory=DualConfig)
 
     def resolved(self) -> TrainConfig:

@@ -26,6 +26,7 @@ from dualanodiff.masks import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
 from dualanodiff.model.base import load_base_model
 from dualanodiff.model.dual import DualAnoDiffModel
+from dualanodiff.objects import BackgroundBank
 
 SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm": PNDMScheduler}
 
@@ -54,7 +55,7 @@ class GenerationOutput:
 
 class DualAnoDiffPipeline:
     def __init__(self, model: DualAnoDiffModel, config: TrainConfig, run_dir: Path, *,
-                 scheduler: str = "ddim", backgrounds=None):
+                 scheduler: str = "ddim", backgrounds: BackgroundBank | None = None):
         if scheduler not in SCHEDULERS:
             raise UserError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         self.model = model.eval()
@@ -67,7 +68,8 @@ class DualAnoDiffPipeline:
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, *, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None, scheduler: str = "ddim") -> DualAnoDiffPipeline:
+                        dtype: torch.dtype | None = None, scheduler: str = "ddim",
+                        backgrounds: str | Path | None = None) -> DualAnoDiffPipeline:
         """Rebuild the trained model of a run folder (its base named in config.json, its weights beside it)."""
         run_dir = Path(run_dir)
         config, raw = read_run_config(run_dir)
@@ -83,12 +85,10 @@ class DualAnoDiffPipeline:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         # The adapters are fixed now, so everything can run in the inference dtype.
         model.to(device, dtype)
-        backgrounds = None
-        if config.model.bcm:
-            from dualanodiff.objects import BackgroundBank
-
-            backgrounds = BackgroundBank.from_run(run_dir, config)
-        return cls(model, config, run_dir, scheduler=scheduler, backgrounds=backgrounds)
+        # A BCM run conditions on its backgrounds; any run can be measured against another run's (`backgrounds=`).
+        bank_dir = Path(backgrounds) if backgrounds is not None else run_dir if config.model.bcm else None
+        bank = BackgroundBank.from_run(bank_dir) if bank_dir is not None else None
+        return cls(model, config, run_dir, scheduler=scheduler, backgrounds=bank)
 
     @property
     def device(self) -> torch.device:
@@ -116,11 +116,13 @@ class DualAnoDiffPipeline:
         records: list[dict[str, Any]] = [{"seed": seed} for _ in indices]
         background_latents = None
         if self.backgrounds is not None:
-            background_latents, background_ids = self._background_latents(indices, seed, background_every)
+            background_pixels, background_names = self.backgrounds.for_samples(indices, seed, background_every)
+            for record, name in zip(records, background_names, strict=True):
+                record["background"] = name
+        if model.config.bcm:
+            background_latents = self._background_latents(background_pixels)
             background_noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
             background_noise = background_noise.to(self.device, self.dtype).repeat(2, 1, 1, 1)
-            for record, background_id in zip(records, background_ids, strict=True):
-                record["background"] = background_id
 
         guided = guidance != 1.0
         text = model.text_embeddings(groups)
@@ -157,13 +159,13 @@ class DualAnoDiffPipeline:
             output.images.append(image)
             output.anomaly_parts.append(part)
             output.masks.append(mask)
-            output.records.append({"index": index, **records[k], **mask_figures(image, part, mask)})
+            record = {"index": index, **records[k], **mask_figures(image, part, mask)}
+            if self.backgrounds is not None:
+                record["background_preservation"] = self.backgrounds.preservation(image, record["background"])
+            output.records.append(record)
         return output
 
-    def _background_latents(self, indices: list[int], seed: int,
-                            every: int) -> tuple[torch.Tensor, list[str]]:
-        """Background latents, (2 b) with guidance's all-zero-image backgrounds first; and their names."""
-        pixels, names = self.backgrounds.for_samples(indices, seed, every)
-        zero_image = torch.full_like(pixels, -1.0)  # an all-zero (black) image, whose background is black too
-        latents = self.model.codec.encode(torch.cat([zero_image, pixels]).to(self.device, self.dtype))
-        return latents, names
+    def _background_latents(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Background latents (2 b): classifier-free guidance's all-zero-image backgrounds first, then the real ones."""
+        zero_image = torch.full_like(pixels, -1.0)  # an all-zero (black) image: its background is black too
+        return self.model.codec.encode(torch.cat([zero_image, pixels]).to(self.device, self.dtype))

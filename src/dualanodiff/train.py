@@ -8,6 +8,7 @@ background) once, then optimise the adapters with `training.fit`. The run folder
     RUN/split.json           which images trained and which are held out
     RUN/weights.safetensors  LoRA (both branches), SAIM, text-encoder LoRA, BCM: never the frozen base
     RUN/base/                the tiny preset's base model (sd15 runs name their base in config.json instead)
+    RUN/object_masks/, RUN/backgrounds/   with BCM: the object masks used and the normal images' backgrounds
     RUN/loss.csv, loss.png   the training curve
     RUN/checkpoints/         the latest checkpoints, for --resume
 """
@@ -25,6 +26,7 @@ from dualanodiff.data import AnomalyTrainingSet, load_source, make_split, split_
 from dualanodiff.errors import UserError
 from dualanodiff.model.base import BaseModel, load_base_model
 from dualanodiff.model.dual import DualAnoDiffModel
+from dualanodiff.objects import prepare_backgrounds
 from dualanodiff.pretrain import cached_tiny_base
 from dualanodiff.training import fit, flip_variants, frozen_dtype, make_accelerator
 
@@ -93,9 +95,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
     examples = AnomalyTrainingSet(split.train, config.resolution)
     streams = [examples.images, examples.parts]
     if config.model.bcm:
-        from dualanodiff.objects import background_images
-
-        streams.append(background_images(examples.images, split.train, config, source, run_dir))
+        streams.append(prepare_backgrounds(config, source, split.train, examples.images, run_dir))
     pixels = flip_variants(torch.stack(streams, dim=1), config.flip_horizontal, config.flip_vertical)
     mean, std = base.codec.encode_distribution(pixels.flatten(0, 2).to(accelerator.device, dtype))
     mean = mean.float().cpu().view(*pixels.shape[:3], *mean.shape[1:])  # (images, variants, streams, C, h, w)
