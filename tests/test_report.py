@@ -10,7 +10,7 @@ import pytest
 from dualanodiff.cli import main
 from dualanodiff.errors import UserError
 from dualanodiff.generated import GeneratedSet
-from dualanodiff.io import write_json
+from dualanodiff.io import save_image, write_json
 from dualanodiff.report import find_outputs, write_report
 
 LOCALIZATION_KEYS = ("pixel_auroc", "pixel_ap", "pixel_f1_max", "image_auroc", "image_ap", "image_f1_max")
@@ -97,8 +97,10 @@ def make_outputs(root: Path) -> dict:
     write_json(root / "eval" / "ours" / "metrics.json", localization(
         "bottle", "dualanodiff", ours, std={"pixel_auroc": 0.004}, seeds=3,
         per_type={"broken_large": {**ours, "pixel_ap": 0.61}, "contamination": ours}))
-    write_json(root / "eval" / "croppaste" / "metrics.json", localization(
-        "bottle", "croppaste", theirs, per_type={"broken_large": {**theirs, "pixel_ap": 0.66}}))
+    save_image(root / "eval" / "ours" / "examples.png", np.zeros((8, 24, 3), np.uint8))
+    write_json(root / "eval" / "croppaste" / "metrics.json", localization(  # one seed: its std of 0 is not shown
+        "bottle", "croppaste", theirs, std={"pixel_auroc": 0.0}, seeds=1,
+        per_type={"broken_large": {**theirs, "pixel_ap": 0.66}}))
     write_json(root / "eval" / "cls" / "metrics.json", {
         "kind": "classification", "object": "bottle", "methods": ["dualanodiff"], "accuracy": 0.6789,
         "backbone_weights": "scratch", "classes": ["broken_large", "contamination"],
@@ -107,7 +109,8 @@ def make_outputs(root: Path) -> dict:
     for method, kid in (("dualanodiff", 0.0123), ("perlin", 0.0456)):
         write_json(root / "eval" / f"quality-{method}" / "metrics.json", {
             "kind": "quality", "object": "bottle", "anomaly": "broken_large", "method": method,
-            "inception_score": 1.93 if method == "perlin" else 1.51, "ic_lpips": 0.38, "kid": kid})
+            "inception_score": 1.93 if method == "perlin" else 1.51, "ic_lpips": 0.38, "kid": kid,
+            "kid_std": 0.001, "std": {"kid": 0.001}})
     (root / "sweep").mkdir()
     (root / "sweep" / "results.md").write_text(
         "# Sweep\n\n| object | pixel AUROC |\n| --- | ---: |\n| bottle | **97.3** |\n")
@@ -141,12 +144,14 @@ def test_report_of_a_folder_tree(tmp_path, capsys):
     assert {"97.3 ± 0.4", "81.2", "75.5", "99.0", "99.3", "93.0"} <= set(parser.best)
     assert not {"95.1", "70.0", "65.0", "98.0", "94.7", "92.0"} & set(parser.best)
     assert "66.0" in parser.best and "61.0" not in parser.best  # per type, the other method wins pixel AP
-    assert "seeds=3" in text
+    assert "seeds=3" in text and "95.1 ±" not in text
+    assert "eval/ours/examples.png" in parser.links
     # Classification: accuracy and per-type figures, the backbone recorded, the confusion matrix drawn.
     assert "67.9" in text and "62.5" in text and "backbone_weights=scratch" in text
     assert any("confusion" in link and link.endswith(".png") for link in parser.links)
     # Quality: the lower KID and the higher IS are the best.
-    assert "0.0123" in parser.best and "0.0456" not in parser.best
+    assert "0.0123 ± 0.0010" in parser.best and "0.0456 ± 0.0010" not in parser.best
+    assert "kid_std" not in text
     assert "1.93" in parser.best and "1.51" not in parser.best
     # The RUN: settings, split, a loss curve drawn from loss.csv; the GEN: contact sheet, per-sample figures.
     assert "lora.rank" in text and "2 train, 3 test" in text

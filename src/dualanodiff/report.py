@@ -39,6 +39,7 @@ from dualanodiff.viz import contact_sheet_from_generated, plot_confusion_matrix,
 MAX_DEPTH = 3
 FILES_FOLDER = "report_files"
 EVALUATION_KINDS = ("localization", "classification", "quality")
+LOCALIZATION_EXAMPLES = "examples.png"  # test images with their anomaly maps, beside a localization metrics.json
 OURS = "dualanodiff"  # the method name our GEN folders record; listed first in the tables
 _RUN_KEYS = ("preset", "object", "anomaly", "steps")
 _PER_SAMPLE_ROWS = 50  # per-sample figures shown in full up to this many samples; the means cover all of them
@@ -320,7 +321,7 @@ def _source_text(evaluation: Evaluation) -> str:
     """The folder name plus the evaluation's scalar settings (seeds, epochs, backbone weights, ...)."""
     settings = [f"{key}={_scalar_text(value)}" for key, value in evaluation.metrics.items()
                 if key not in _STRUCTURAL_KEYS and not isinstance(value, (dict, list))
-                and not (_is_number(value) and key in _ALL_METRIC_KEYS)]
+                and not (_is_number(value) and (key in _ALL_METRIC_KEYS or key.endswith("_std")))]
     return f"{evaluation.folder.name}" + (f" ({', '.join(settings)})" if settings else "")
 
 
@@ -338,10 +339,16 @@ _ACCURACY = _Column("accuracy", "accuracy")
 _ALL_METRIC_KEYS = {c.key for c in (*_LOCALIZATION, *_QUALITY, _ACCURACY)}
 
 
+def _single_seed(evaluation: Evaluation) -> bool:
+    """One seed has no spread worth showing (its recorded std is 0)."""
+    return evaluation.metrics.get("seeds") == 1 or len(evaluation.metrics.get("per_seed") or [None, None]) == 1
+
+
 def _row(evaluation: Evaluation, data: dict[str, Any], columns: Sequence[_Column], labels: tuple[str, ...],
          group: str = "") -> _Row:
     keys = [c.key for c in columns]
-    return _Row(labels, _numbers(data, keys), _numbers(data.get("std"), keys), evaluation, group)
+    stds = {} if _single_seed(evaluation) else _numbers(data.get("std"), keys)
+    return _Row(labels, _numbers(data, keys), stds, evaluation, group)
 
 
 def _by_object(evaluations: Iterable[Evaluation]) -> dict[str, list[Evaluation]]:
@@ -375,6 +382,8 @@ def _localization_section(page: _Page, evaluations: list[Evaluation]) -> str:
         if type_rows:
             parts.append(f"<h4>{_text(object_name)}: per anomaly type</h4>")
             parts.append(_metric_table(page, ["anomaly type", "method"], _LOCALIZATION, type_rows))
+        parts.extend(page.figure(e.folder / LOCALIZATION_EXAMPLES, f"{e.object}: anomaly maps, {e.method}")
+                     for e in members if (e.folder / LOCALIZATION_EXAMPLES).is_file())
     return "".join(parts)
 
 
