@@ -227,7 +227,7 @@ h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2e
 h3 { margin-top: 1.5em; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .92em; }
 th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 thead th { background: #f3f3f3; }
 table.settings th { background: #fafafa; font-weight: normal; color: #555; }
 td.best { background: #eef7ee; }
@@ -382,7 +382,7 @@ def _localization_section(page: _Page, evaluations: list[Evaluation]) -> str:
         if type_rows:
             parts.append(f"<h4>{_text(object_name)}: per anomaly type</h4>")
             parts.append(_metric_table(page, ["anomaly type", "method"], _LOCALIZATION, type_rows))
-        parts.extend(page.figure(e.folder / LOCALIZATION_EXAMPLES, f"{e.object}: anomaly maps, {e.method}")
+        parts.extend(page.figure(e.folder / LOCALIZATION_EXAMPLES, f"anomaly maps: {e.method} ({e.folder.name})")
                      for e in members if (e.folder / LOCALIZATION_EXAMPLES).is_file())
     return "".join(parts)
 
