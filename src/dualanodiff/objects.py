@@ -7,8 +7,8 @@ a plain background) and marks as object what differs from it. `--object-masks DI
 (U^2-Net, SAM, by hand), and `--object-segmenter module.path:factory` plugs in a segmenter of the user's.
 
 A BCM run stores what it used, so that a person can check it and generation needs no data set:
-RUN/object_masks/<name>.png (training and normal images) and RUN/backgrounds/<name>.png (normal images' I_b,
-the backgrounds generation draws from).
+RUN/object_masks/anomaly/<stem>.png and RUN/object_masks/normal/<stem>.png (the training and normal images'
+object masks) and RUN/backgrounds/<stem>.png (the normal images' I_b, which generation draws from).
 """
 
 from __future__ import annotations
@@ -93,20 +93,27 @@ class BorderColourSegmenter:
 
 
 class FolderMasks:
-    """Object masks the user made: DIR/<stem>.png or DIR/<stem>_mask.png for each image."""
+    """Object masks the user made, in a folder that mirrors the data set (DIR/train/good/000.png for
+    ROOT/<object>/train/good/000.png), or flat (DIR/<stem>.png) when file names are unique; `_mask` suffix allowed."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, object_root: Path):
         self.folder = Path(folder)
+        self.object_root = object_root
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: object mask folder not found")
 
     def mask_for(self, image_path: Path, size: int) -> np.ndarray:
-        for name in (f"{image_path.stem}.png", f"{image_path.stem}_mask.png"):
-            if (self.folder / name).is_file():
-                mask = load_mask(self.folder / name)
+        try:
+            mirrored = self.folder / image_path.parent.relative_to(self.object_root)
+        except ValueError:
+            mirrored = self.folder
+        candidates = [folder / f"{image_path.stem}{suffix}.png" for folder in (mirrored, self.folder)
+                      for suffix in ("", "_mask")]
+        for candidate in candidates:
+            if candidate.is_file():
+                mask = load_mask(candidate)
                 return np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST))
-        raise DataError(f"{self.folder}: no object mask for {image_path.name} "
-                        f"(expected {image_path.stem}.png or {image_path.stem}_mask.png)")
+        raise DataError(f"{self.folder}: no object mask for {image_path} (looked for {candidates[0]})")
 
 
 def load_object_segmenter(spec: str) -> ObjectSegmenter:
@@ -141,16 +148,18 @@ def prepare_backgrounds(config: TrainConfig, source: DataSource, training: list[
     normal_images = to_uint8_images(load_pixels(normal_paths, resolution))
     training_images = to_uint8_images(training_pixels)
     if config.object_masks is not None:
-        folder = FolderMasks(config.object_masks)
+        folder = FolderMasks(config.object_masks, Path(config.data_root) / config.object)
         training_masks = [folder.mask_for(sample.image_path, resolution) for sample in training]
         normal_masks = [folder.mask_for(path, resolution) for path in normal_paths]
     else:
         segmenter = load_object_segmenter(config.object_segmenter).fit(normal_images)
         training_masks = [segmenter(image) for image in training_images]
         normal_masks = [segmenter(image) for image in normal_images]
-    names = [sample.image_path.stem for sample in training] + [path.stem for path in normal_paths]
-    for name, mask in zip(names, training_masks + normal_masks, strict=True):
-        save_image(run_dir / OBJECT_MASKS_FOLDER / f"{name}.png", mask.astype(np.uint8) * 255)
+    # Anomaly and normal images may share file names (MVTec numbers both from 000), hence two folders.
+    for kind, paths, masks in (("anomaly", [sample.image_path for sample in training], training_masks),
+                               ("normal", normal_paths, normal_masks)):
+        for path, mask in zip(paths, masks, strict=True):
+            save_image(run_dir / OBJECT_MASKS_FOLDER / kind / f"{path.stem}.png", mask.astype(np.uint8) * 255)
     for path, background in zip(normal_paths, remove_object(normal_images, normal_masks), strict=True):
         save_image(run_dir / BACKGROUNDS_FOLDER / f"{path.stem}.png", background)
     backgrounds = np.stack(remove_object(training_images, training_masks))
@@ -168,7 +177,7 @@ class BackgroundBank:
 
     @classmethod
     def from_run(cls, run_dir: Path) -> BackgroundBank:
-        return cls(run_dir / BACKGROUNDS_FOLDER, run_dir / OBJECT_MASKS_FOLDER)
+        return cls(run_dir / BACKGROUNDS_FOLDER, run_dir / OBJECT_MASKS_FOLDER / "normal")
 
     def choose(self, index: int, seed: int, every: int) -> Path:
         block = index // max(every, 1)

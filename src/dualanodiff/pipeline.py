@@ -107,8 +107,8 @@ class DualAnoDiffPipeline:
             segmenter = load_segmenter(segmenter)
         model, streams = self.model, self.model.config.num_streams
         groups = len(indices)
-        latent_shape = (model.unet.config.in_channels, model.unet.config.sample_size,
-                        model.unet.config.sample_size)
+        latent_side = self.config.resolution // model.codec.downscale
+        latent_shape = (model.unet.config.in_channels, latent_side, latent_side)
         generators = [sample_generator(seed, index) for index in indices]
         # Branch noise first, then the background's, from each sample's own generator.
         latents = torch.stack([torch.randn((2, *latent_shape), generator=g) for g in generators])
@@ -128,7 +128,7 @@ class DualAnoDiffPipeline:
         text = model.text_embeddings(groups)
         if guided:
             text = torch.cat([model.text_embeddings(groups, unconditional=True), text])
-        store = (AttentionStore(model.anomaly_token_indices(), latent_shape[-1] * model.codec.downscale)
+        store = (AttentionStore(model.anomaly_token_indices(), self.config.resolution)
                  if segmenter.needs_attention else None)
         self.scheduler.set_timesteps(steps, device=self.device)
         for t in tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress, leave=False):

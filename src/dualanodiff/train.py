@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 
 from dualanodiff.checkpoint import WEIGHTS_FILE, save_weights
 from dualanodiff.config import TrainConfig, read_run_config, write_run_config
@@ -88,6 +89,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
         frozen.to(accelerator.device, dtype)
     if config.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
+    set_seed(config.seed)  # the adapters' initial weights (LoRA down-projections, SAIM) are random
     model = DualAnoDiffModel(base, config.model).to(accelerator.device)
     if accelerator.is_main_process:
         write_run_config(run_dir, config, base_model_path=base_name)

@@ -152,7 +152,7 @@ def load_base_model(name_or_path: str | Path) -> BaseModel:
             raise ModelError(f"{path}: a base model must be a diffusers folder, not a file")
         missing = [sub for sub in SUBFOLDERS if not (path / sub).is_dir()]
         if missing:
-            raise ModelError(f"{path}: not a diffusers model folder (missing {', '.join(missing)}/)")
+            raise ModelError(f"{path}: not a diffusers model folder (missing {', '.join(m + '/' for m in missing)})")
         try:
             return _load_components(str(path))
         except (OSError, ValueError) as error:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from diffusers import UNet2DConditionModel
 from tokenizers.pre_tokenizers import ByteLevel
@@ -22,11 +24,24 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from dualanodiff.model.base import BaseModel, LatentCodec, SpaceToDepthCodec
 
 TINY_RESOLUTION = 64
-SPACE_TO_DEPTH = 4
-TEXT_WIDTH = 64
 MAX_PROMPT_TOKENS = 16
 # Words of the default prompts (and of common alternatives) become single tokens; others are spelled in bytes.
 TOKEN_WORDS = ("a", "an", "the", "with", "of", "vfx", "sks", "object", "defect", "anomaly")
+
+
+@dataclass(frozen=True)
+class TinyArchitecture:
+    """The shape of a tiny base; the default is the tiny preset's (tests build smaller ones)."""
+
+    space_to_depth: int = 4
+    block_out_channels: tuple[int, ...] = (64, 128, 128)
+    attention_levels: int = 2  # cross-attention in the first (highest-resolution) levels
+    heads: int = 4
+    norm_groups: int = 32
+    text_width: int = 64
+    text_layers: int = 2
+
+
 SCHEDULER_CONFIG = {
     "_class_name": "DDPMScheduler",
     "num_train_timesteps": 1000,
@@ -54,9 +69,11 @@ def build_tokenizer(words: tuple[str, ...] = TOKEN_WORDS) -> CLIPTokenizer:
                          model_max_length=MAX_PROMPT_TOKENS)
 
 
-def build_text_encoder(tokenizer: CLIPTokenizer, seed: int = 0) -> CLIPTextModel:
-    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=TEXT_WIDTH, intermediate_size=2 * TEXT_WIDTH,
-                            num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=MAX_PROMPT_TOKENS,
+def build_text_encoder(tokenizer: CLIPTokenizer, architecture: TinyArchitecture, seed: int = 0) -> CLIPTextModel:
+    width = architecture.text_width
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
+                            num_hidden_layers=architecture.text_layers, num_attention_heads=2,
+                            max_position_embeddings=MAX_PROMPT_TOKENS,
                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                             pad_token_id=tokenizer.pad_token_id)
     with torch.random.fork_rng(devices=[]):
@@ -64,29 +81,34 @@ def build_text_encoder(tokenizer: CLIPTokenizer, seed: int = 0) -> CLIPTextModel
         return CLIPTextModel(config).eval()
 
 
-def build_unet(resolution: int = TINY_RESOLUTION, seed: int = 0) -> UNet2DConditionModel:
-    channels = 3 * SPACE_TO_DEPTH**2
+def build_unet(resolution: int, architecture: TinyArchitecture, seed: int = 0) -> UNet2DConditionModel:
+    channels = 3 * architecture.space_to_depth**2
+    levels = len(architecture.block_out_channels)
+    plain = levels - architecture.attention_levels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return UNet2DConditionModel(
-            sample_size=resolution // SPACE_TO_DEPTH,
+            sample_size=resolution // architecture.space_to_depth,
             in_channels=channels,
             out_channels=channels,
-            block_out_channels=(96, 192, 192),
-            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+            block_out_channels=architecture.block_out_channels,
+            down_block_types=("CrossAttnDownBlock2D",) * architecture.attention_levels + ("DownBlock2D",) * plain,
+            up_block_types=("UpBlock2D",) * plain + ("CrossAttnUpBlock2D",) * architecture.attention_levels,
             layers_per_block=1,
-            attention_head_dim=4,
-            cross_attention_dim=TEXT_WIDTH,
-            norm_num_groups=32,
+            attention_head_dim=architecture.heads,
+            cross_attention_dim=architecture.text_width,
+            norm_num_groups=architecture.norm_groups,
         )
 
 
-def build_tiny_base(resolution: int = TINY_RESOLUTION, seed: int = 0) -> BaseModel:
-    """An untrained tiny base model; `pretrain.pretrain_base` makes it draw the object."""
-    if resolution % (SPACE_TO_DEPTH * 4):
-        raise ValueError(f"tiny preset resolution must be a multiple of {SPACE_TO_DEPTH * 4}, got {resolution}")
+def build_tiny_base(resolution: int = TINY_RESOLUTION, seed: int = 0,
+                    architecture: TinyArchitecture = TinyArchitecture()) -> BaseModel:
+    """An untrained tiny base model; `pretrain.pretrain_tiny_base` teaches it the object."""
+    multiple = architecture.space_to_depth * 2 ** (len(architecture.block_out_channels) - 1)
+    if resolution % multiple:
+        raise ValueError(f"tiny preset resolution must be a multiple of {multiple}, got {resolution}")
     tokenizer = build_tokenizer()
-    return BaseModel(unet=build_unet(resolution, seed), codec=LatentCodec(SpaceToDepthCodec(SPACE_TO_DEPTH)),
-                     text_encoder=build_text_encoder(tokenizer, seed), tokenizer=tokenizer,
+    return BaseModel(unet=build_unet(resolution, architecture, seed),
+                     codec=LatentCodec(SpaceToDepthCodec(architecture.space_to_depth)),
+                     text_encoder=build_text_encoder(tokenizer, architecture, seed), tokenizer=tokenizer,
                      scheduler_config=dict(SCHEDULER_CONFIG), name="tiny")
