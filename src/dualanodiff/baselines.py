@@ -6,10 +6,10 @@
 - `cutpaste`: CutPaste-scar (Li et al., CVPR 2021): a thin rectangle (2-16 x 10-25 px at 256 px, scaled with the
   resolution) cut from the normal image itself, colour-jittered (brightness, contrast, saturation, hue by up to
   10%), rotated by -45..45 degrees and pasted at a random place on the object.
-- `perlin`: DRAEM (Zavrtanik et al., ICCV 2021): a Perlin-noise field (random scale 2^0..2^5 per axis, randomly
-  rotated) thresholded at 0.5 gives the mask; inside it a texture (half the time a randomly cropped, rotated and
-  tone-altered region of another normal image, otherwise a procedural two-colour noise texture) is blended in
-  with a random opacity in [0.2, 1], DRAEM's range.
+- `perlin`: DRAEM (Zavrtanik et al., ICCV 2021): a Perlin-noise field (2^0..2^5 lattice cells per axis as DRAEM,
+  but no cell under 8 px, DRAEM's finest at 256 px; randomly rotated) thresholded at 0.5 gives the mask; inside
+  it a texture (half the time a randomly cropped, rotated and tone-altered region of another normal image,
+  otherwise a procedural two-colour noise texture) is blended in with a random opacity in [0.2, 1], DRAEM's range.
 
 Placement "on the object": for an object on a plain background (bottle, screw, ...) the object region of each
 normal image comes from BCM's weight-free segmenter (`objects.BorderColourSegmenter`: far from the border colour
@@ -207,7 +207,8 @@ def perlin_noise(size: int, cells: tuple[int, int], rng: np.random.Generator) ->
 
 
 def _perlin_mask(size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int], float]:
-    largest = max(0, min(PERLIN_MAX_EXPONENT, int(np.log2(max(1, size // 4)))))
+    # DRAEM: up to 32 cells at 256 px (8-px cells); the same finest cell size at other resolutions.
+    largest = max(0, min(PERLIN_MAX_EXPONENT, int(np.log2(max(1, size // 8)))))
     cells = [2 ** int(rng.integers(0, largest + 1)) for _ in range(2)]
     angle = float(rng.uniform(-90, 90))
     noise = ndimage.rotate(perlin_noise(size, (cells[0], cells[1]), rng), angle, reshape=False, mode="reflect")
