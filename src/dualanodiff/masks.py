@@ -54,14 +54,14 @@ def _clean(mask: np.ndarray, *, radius: int, min_area: float) -> np.ndarray:
 
 @dataclass
 class ThresholdSegmenter:
-    """Mask = (max channel of the slightly blurred anomaly part >= threshold), then `_clean`.
+    """Mask = (max channel of the (optionally blurred) anomaly part >= threshold), then `_clean`.
 
     threshold is on a 0..1 scale; radius is the morphological closing/opening radius in pixels (None: one pixel
     per 128 px of image side, at least 1); min_area is the smallest kept component, as a fraction of the image.
     """
 
     threshold: float = 0.12
-    blur_sigma: float = 0.7
+    blur_sigma: float = 0.0  # a blur suppresses noise but grows the mask by about its width
     radius: int | None = None
     min_area: float = 0.002
     needs_attention: bool = False

@@ -1,0 +1,88 @@
+"""Mask methods and the per-sample figures."""
+
+import numpy as np
+import pytest
+
+from dualanodiff.errors import UserError
+from dualanodiff.masks import (
+    AttentionSegmenter,
+    Segmenter,
+    ThresholdSegmenter,
+    load_segmenter,
+    mask_figures,
+    otsu_threshold,
+)
+
+
+def _sample(size=64):
+    """An image with a bright square defect, and its anomaly part: black outside the defect, faint noise there."""
+    rng = np.random.default_rng(0)
+    image = np.full((size, size, 3), 120, np.uint8)
+    truth = np.zeros((size, size), bool)
+    truth[20:36, 24:44] = True
+    image[truth] = (200, 90, 40)
+    part = (rng.integers(0, 12, (size, size, 3))).astype(np.uint8)  # the anomaly branch's near-black outside
+    part[truth] = image[truth]
+    part[5, 5] = 255  # a one-pixel speck that clean-up must drop
+    return image, part, truth
+
+
+def test_threshold_recovers_the_defect_and_drops_specks():
+    image, part, truth = _sample()
+    mask = ThresholdSegmenter()(image, part, None)
+    assert not mask[5, 5]
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.9
+
+
+def test_threshold_fills_dark_holes_inside_the_defect():
+    image, part, _truth = _sample()
+    part[26:30, 30:34] = 0  # a dark spot inside the anomaly
+    assert ThresholdSegmenter()(image, part, None)[27, 31]
+
+
+def test_attention_masks_threshold_the_map_with_otsu():
+    image, part, truth = _sample()
+    attention = np.where(truth, 0.8, 0.1) + np.random.default_rng(1).normal(0, 0.02, truth.shape)
+    mask = AttentionSegmenter()(image, part, np.clip(attention, 0, 1))
+    assert (mask == truth).mean() > 0.98
+    with pytest.raises(ValueError):
+        AttentionSegmenter()(image, part, None)
+
+
+def test_otsu_separates_two_modes():
+    values = np.concatenate([np.full(100, 0.2), np.full(50, 0.7)])
+    assert 0.2 < otsu_threshold(values) <= 0.7
+
+
+def test_figures():
+    image, part, truth = _sample()
+    figures = mask_figures(image, part, truth)
+    assert figures["mask_area"] == pytest.approx(truth.mean())
+    assert figures["branch_agreement"] == 0.0  # the anomaly part equals the image inside the mask
+    part[truth] = 0
+    assert mask_figures(image, part, truth)["branch_agreement"] > 0.3
+    assert mask_figures(image, part, np.zeros_like(truth)) == {"mask_area": 0.0, "branch_agreement": None}
+
+
+class EverythingSegmenter:
+    needs_attention = False
+
+    def __call__(self, image, anomaly_part, attention):
+        return np.ones(image.shape[:2], bool)
+
+
+def make_everything_segmenter():
+    return EverythingSegmenter()
+
+
+def test_plugged_in_segmenters(monkeypatch):
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    segmenter = load_segmenter("test_masks:make_everything_segmenter")
+    assert isinstance(segmenter, Segmenter) and segmenter(*_sample()[:2], None).all()
+    with pytest.raises(UserError, match="unknown mask method"):
+        load_segmenter("magic")
+    with pytest.raises(UserError, match="cannot load it"):
+        load_segmenter("no_such_module:factory")
+    with pytest.raises(UserError, match="must return"):
+        load_segmenter("test_masks:_sample")
