@@ -69,8 +69,10 @@ class DualAnoDiffPipeline:
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, *, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None, scheduler: str = "ddim",
-                        backgrounds: str | Path | None = None) -> DualAnoDiffPipeline:
-        """Rebuild the trained model of a run folder (its base named in config.json, its weights beside it)."""
+                        backgrounds: str | Path | None = None, fuse: bool = True) -> DualAnoDiffPipeline:
+        """Rebuild the trained model of a run folder (its base named in config.json, its weights beside it).
+
+        `fuse` folds each branch's LoRA into its own copy of the projections (the adapters are fixed now)."""
         run_dir = Path(run_dir)
         config, raw = read_run_config(run_dir)
         base_path = raw.get("base_model_path") or config.base_model
@@ -85,6 +87,8 @@ class DualAnoDiffPipeline:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         # The adapters are fixed now, so everything can run in the inference dtype.
         model.to(device, dtype)
+        if fuse:
+            model.fuse_adapters()
         # A BCM run conditions on its backgrounds; any run can be measured against another run's (`backgrounds=`).
         bank_dir = Path(backgrounds) if backgrounds is not None else run_dir if config.model.bcm else None
         bank = BackgroundBank.from_run(bank_dir) if bank_dir is not None else None

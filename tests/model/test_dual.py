@@ -88,3 +88,14 @@ def test_prompts_follow_the_tokens(micro_base):
     assert model.stream_prompts() == ["a vfx with sks", "sks", "a vfx with sks"]
     assert model.stream_prompts(unconditional=True) == ["", "", ""]
     assert model.anomaly_token_indices() == [1]  # "sks" is one token of the tiny vocabulary
+
+
+def test_fused_adapters_give_the_same_prediction(micro_base):
+    model = DualAnoDiffModel(micro_base, DualConfig(rank=4, saim_init="default"))
+    _randomise_adapters(model)
+    latents, timesteps, text = _inputs(model)
+    with torch.no_grad():
+        expected = model.predict(latents, timesteps, text)
+        model.fuse_adapters()
+        fused = model.predict(latents, timesteps, text)
+    assert torch.allclose(fused, expected, atol=1e-5)

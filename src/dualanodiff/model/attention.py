@@ -82,6 +82,28 @@ class DualBranchAttnProcessor(nn.Module):
         self.saim = SAIM(out_dim, zero_init=saim_zero_init) if saim else None
         self.bcm = (BackgroundCompensation(query_dim, bcm_form)
                     if bcm_form is not None and not attn.is_cross_attention else None)
+        self.fused: dict[str, torch.Tensor] | None = None  # see `fuse`
+
+    @staticmethod
+    def _projections(attn: Attention) -> dict[str, nn.Linear]:
+        return {"q": attn.to_q, "k": attn.to_k, "v": attn.to_v, "out": attn.to_out[0]}
+
+    def fuse(self, attn: Attention, num_streams: int) -> None:
+        """Fold each branch's LoRA into per-stream copies of the frozen projections; for generation only, once the
+        adapters are fixed (the fused weights are not trained and not saved)."""
+        self.fused = {name: self.lora[name].fused_weight(linear.weight.detach(), num_streams)
+                      for name, linear in self._projections(attn).items()}
+
+    def _project(self, name: str, linear: nn.Linear, x: torch.Tensor, streams: int) -> torch.Tensor:
+        if self.fused is None:
+            return linear(x) + self.lora[name](x, streams)
+        weight = self.fused[name]
+        if weight.shape[0] != streams:
+            raise RuntimeError(f"the adapters were fused for {weight.shape[0]} streams, this batch has {streams}")
+        out = x.view(-1, streams, *x.shape[1:]) @ weight  # (b, f, n, in) @ (f, in, out)
+        if linear.bias is not None:
+            out = out + linear.bias
+        return out.view(*x.shape[:2], -1)
 
     def _self_key_value_input(self, hidden_states: torch.Tensor, num_streams: int) -> torch.Tensor:
         if self.bcm is None or num_streams <= BACKGROUND_STREAM:
@@ -105,9 +127,9 @@ class DualBranchAttnProcessor(nn.Module):
             context = (attn.norm_encoder_hidden_states(encoder_hidden_states) if attn.norm_cross
                        else encoder_hidden_states)
 
-        query = attn.to_q(hidden_states) + self.lora["q"](hidden_states, streams)
-        key = attn.to_k(context) + self.lora["k"](context, streams)
-        value = attn.to_v(context) + self.lora["v"](context, streams)
+        query = self._project("q", attn.to_q, hidden_states, streams)
+        key = self._project("k", attn.to_k, context, streams)
+        value = self._project("v", attn.to_v, context, streams)
         head_dim = key.shape[-1] // attn.heads
         query, key, value = (x.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for x in (query, key, value))
         if attn.norm_q is not None:
@@ -125,7 +147,7 @@ class DualBranchAttnProcessor(nn.Module):
 
         hidden = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=attn.scale)
         hidden = hidden.transpose(1, 2).reshape(batch, tokens, -1).to(query.dtype)
-        hidden = attn.to_out[0](hidden) + self.lora["out"](hidden, streams)
+        hidden = self._project("out", attn.to_out[0], hidden, streams)
         hidden = attn.to_out[1](hidden)
         if self.saim is not None:
             hidden = self.saim(hidden, streams)

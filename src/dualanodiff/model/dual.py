@@ -106,6 +106,11 @@ class DualAnoDiffModel(nn.Module):
                                      f"expected {tuple(own[name].shape)}")
                 own[name].copy_(value)
 
+    def fuse_adapters(self) -> None:
+        """Fold the branch LoRAs into per-stream projection weights, for generation (call after `.to(...)`)."""
+        for name, processor in self.unet.attn_processors.items():
+            processor.fuse(self.unet.get_submodule(name.removesuffix(".processor")), self.config.num_streams)
+
     # --- text ---------------------------------------------------------------------------------------------------
     def token_ids(self, prompts: list[str]) -> torch.Tensor:
         return self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,

@@ -43,3 +43,15 @@ class BranchLoRA(nn.Module):
             update = torch.cat([update, update.new_zeros(update.shape[0], num_streams - self.num_branches,
                                                          *update.shape[2:])], dim=1)
         return update.reshape(batch_streams, tokens, -1)
+
+    def fused_weight(self, base_weight: torch.Tensor, num_streams: int) -> torch.Tensor:
+        """Per-stream weights (streams, in, out) with each branch's update folded into the frozen one (W^T + A B).
+
+        For generation, where the adapters are fixed: one batched matmul per projection replaces the frozen matmul
+        plus two low-rank ones. Streams past the branches keep the frozen weight.
+        """
+        frozen = base_weight.t()
+        updates = (self.down @ self.up).to(frozen.dtype) * self.scale
+        weights = [frozen + update for update in updates]
+        weights += [frozen] * (num_streams - self.num_branches)
+        return torch.stack(weights)
