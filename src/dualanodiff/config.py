@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile the UNet: speed only, the same results
     flip_horizontal: bool | None = None
     flip_vertical: bool | None = None
     train_count: int | None = None

@@ -33,11 +33,12 @@ def generate(run_dir: str | Path, out: str | Path, *, num: int, steps: int = 50,
              batch_size: int = 8, seed: int = 0, mask_method: str = "threshold", scheduler: str = "ddim",
              background_every: int = 50, device: str | None = None, process_index: int = 0,
              num_processes: int = 1, export_mvtec: str | Path | None = None,
-             backgrounds: str | Path | None = None) -> GeneratedSet:
+             backgrounds: str | Path | None = None, compile: bool = False) -> GeneratedSet:
     """Make samples 0..num-1 into `out` (those not there yet). `backgrounds`: a BCM run folder whose backgrounds
     the samples are measured against (background preservation), for runs without BCM of their own."""
     run_dir = Path(run_dir)
-    pipe = DualAnoDiffPipeline.from_pretrained(run_dir, device=device, scheduler=scheduler, backgrounds=backgrounds)
+    pipe = DualAnoDiffPipeline.from_pretrained(run_dir, device=device, scheduler=scheduler, backgrounds=backgrounds,
+                                               compile=compile)
     config = pipe.config
     settings = {"num": num, "steps": steps, "guidance": guidance, "seed": seed, "mask_method": mask_method,
                 "scheduler": scheduler, "background_every": background_every if pipe.backgrounds is not None else None}

@@ -69,10 +69,12 @@ class DualAnoDiffPipeline:
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, *, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None, scheduler: str = "ddim",
-                        backgrounds: str | Path | None = None, fuse: bool = True) -> DualAnoDiffPipeline:
+                        backgrounds: str | Path | None = None, fuse: bool = True,
+                        compile: bool = False) -> DualAnoDiffPipeline:
         """Rebuild the trained model of a run folder (its base named in config.json, its weights beside it).
 
-        `fuse` folds each branch's LoRA into its own copy of the projections (the adapters are fixed now)."""
+        `fuse` folds each branch's LoRA into its own copy of the projections (the adapters are fixed now); `compile`
+        runs the UNet under torch.compile."""
         run_dir = Path(run_dir)
         config, raw = read_run_config(run_dir)
         base_path = raw.get("base_model_path") or config.base_model
@@ -89,6 +91,8 @@ class DualAnoDiffPipeline:
         model.to(device, dtype)
         if fuse:
             model.fuse_adapters()
+        if compile:
+            model.unet.compile()  # compiles at the first call (and again for a new batch size)
         # A BCM run conditions on its backgrounds; any run can be measured against another run's (`backgrounds=`).
         bank_dir = Path(backgrounds) if backgrounds is not None else run_dir if config.model.bcm else None
         bank = BackgroundBank.from_run(bank_dir) if bank_dir is not None else None

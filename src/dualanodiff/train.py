@@ -89,6 +89,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
         frozen.to(accelerator.device, dtype)
     if config.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
+    if config.compile:
+        base.unet.compile()  # in place, so parameter names (and the saved weights) stay the same
     set_seed(config.seed)  # the adapters' initial weights (LoRA down-projections, SAIM) are random
     model = DualAnoDiffModel(base, config.model).to(accelerator.device)
     if accelerator.is_main_process:

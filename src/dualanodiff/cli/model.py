@@ -32,6 +32,7 @@ def train_command(
     mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, no, fp16 or bf16."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", metavar="K"),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first step compiles, slowly)."),
     flip_horizontal: bool | None = typer.Option(None, "--flip-horizontal/--no-flip-horizontal"),
     flip_vertical: bool | None = typer.Option(None, "--flip-vertical/--no-flip-vertical"),
     train_count: int | None = typer.Option(None, "--train-count", metavar="K",
@@ -73,7 +74,7 @@ def train_command(
         layout=str(layout) if layout else None, base_model=base_model, resolution=resolution, steps=steps,
         batch_size=batch_size, gradient_accumulation=gradient_accumulation, lr=lr, rank=rank, seed=seed,
         mixed_precision=mixed_precision, checkpoint_every=checkpoint_every,
-        gradient_checkpointing=gradient_checkpointing, flip_horizontal=flip_horizontal,
+        gradient_checkpointing=gradient_checkpointing, compile=compile_, flip_horizontal=flip_horizontal,
         flip_vertical=flip_vertical, train_count=train_count, base_steps=base_steps,
         object_masks=str(object_masks) if object_masks else None, object_segmenter=object_segmenter, model=model)
     train(config, out, resume=resume)
@@ -98,6 +99,7 @@ def generate_command(
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)."),
     export_mvtec: Path | None = typer.Option(None, "--export-mvtec", metavar="ROOT",
                                              help="Also write the pairs in MVTec AD layout under ROOT."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first batch compiles, slowly)."),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.
 
@@ -116,7 +118,7 @@ def generate_command(
     generated = generate(run, out, num=num, steps=steps, guidance=guidance, batch_size=batch_size, seed=seed,
                          mask_method=mask_method, scheduler=scheduler, background_every=background_every,
                          backgrounds=backgrounds, device=device, process_index=process_index,
-                         num_processes=num_processes, export_mvtec=export_mvtec)
+                         num_processes=num_processes, export_mvtec=export_mvtec, compile=compile_)
     summary = generated.meta.get("summary", {})
     if summary:
         print(" ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
