@@ -23,10 +23,9 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from dualanodiff.data import load_mask
+from dualanodiff.data import load_mask, load_pixels, to_pixels, to_uint8
 from dualanodiff.errors import DataError, UserError
 from dualanodiff.io import save_image
-from dualanodiff.pretrain import load_pixels
 
 if TYPE_CHECKING:
     from dualanodiff.config import TrainConfig
@@ -128,12 +127,6 @@ def load_object_segmenter(spec: str) -> ObjectSegmenter:
         raise UserError(f"object segmenter {spec!r}: cannot load it ({error})") from None
 
 
-def to_uint8_images(pixels: torch.Tensor) -> list[np.ndarray]:
-    """(N, 3, H, W) in [-1, 1] -> list of uint8 HxWx3."""
-    array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return list(array)
-
-
 def remove_object(images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
     """I_b = (1 - M_f) x I: the object painted black."""
     return [np.where(mask[..., None], 0, image).astype(np.uint8) for image, mask in zip(images, masks, strict=True)]
@@ -145,8 +138,8 @@ def prepare_backgrounds(config: TrainConfig, source: DataSource, training: list[
     backgrounds; returns the training images' backgrounds as (N, 3, R, R) in [-1, 1]."""
     resolution = config.resolution
     normal_paths = source.normal_train(config.object)
-    normal_images = to_uint8_images(load_pixels(normal_paths, resolution))
-    training_images = to_uint8_images(training_pixels)
+    normal_images = list(to_uint8(load_pixels(normal_paths, resolution)))
+    training_images = list(to_uint8(training_pixels))
     if config.object_masks is not None:
         folder = FolderMasks(config.object_masks, Path(config.data_root) / config.object)
         training_masks = [folder.mask_for(sample.image_path, resolution) for sample in training]
@@ -162,8 +155,7 @@ def prepare_backgrounds(config: TrainConfig, source: DataSource, training: list[
             save_image(run_dir / OBJECT_MASKS_FOLDER / kind / f"{path.stem}.png", mask.astype(np.uint8) * 255)
     for path, background in zip(normal_paths, remove_object(normal_images, normal_masks), strict=True):
         save_image(run_dir / BACKGROUNDS_FOLDER / f"{path.stem}.png", background)
-    backgrounds = np.stack(remove_object(training_images, training_masks))
-    return torch.from_numpy(backgrounds).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return to_pixels(remove_object(training_images, training_masks))
 
 
 class BackgroundBank:
@@ -185,8 +177,8 @@ class BackgroundBank:
 
     def for_samples(self, indices: Sequence[int], seed: int, every: int) -> tuple[torch.Tensor, list[str]]:
         chosen = [self.choose(index, seed, every) for index in indices]
-        pixels = np.stack([np.asarray(Image.open(path).convert("RGB")) for path in chosen])
-        return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1, [path.stem for path in chosen]
+        pixels = to_pixels([np.asarray(Image.open(path).convert("RGB")) for path in chosen])
+        return pixels, [path.stem for path in chosen]
 
     def preservation(self, image: np.ndarray, name: str) -> float | None:
         """Background preservation: mean |generated - background| outside the object mask, 0..1 (lower: kept)."""

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from dualanodiff.checkpoint import WEIGHTS_FILE, load_weights
 from dualanodiff.config import TrainConfig, read_run_config
+from dualanodiff.data import to_uint8
 from dualanodiff.errors import UserError
 from dualanodiff.masks import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -34,11 +35,6 @@ SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm":
 def sample_generator(seed: int, index: int) -> torch.Generator:
     """The random generator of sample `index`: a function of (seed, index) alone."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
-
-
-def to_uint8(pixels: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
-    return ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def default_device() -> torch.device:

@@ -15,17 +15,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from PIL import Image
 from torch import nn
 
-from dualanodiff.data import load_rgb
+from dualanodiff.data import load_pixels
 from dualanodiff.errors import DataError
 from dualanodiff.io import write_json
 from dualanodiff.model.base import BaseModel
+from dualanodiff.model.dual import diffusion_target
 from dualanodiff.model.tiny import build_tiny_base
 from dualanodiff.training import fit, flip_variants, make_accelerator
 
@@ -36,13 +35,6 @@ COMPLETE_MARK = "base.json"
 
 def cache_root() -> Path:
     return Path(os.environ.get("DUALANODIFF_CACHE", Path.home() / ".cache" / "dualanodiff")).expanduser()
-
-
-def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
-    """Images as (N, 3, R, R) float tensors in [-1, 1], resized with Lanczos."""
-    arrays = [np.asarray(load_rgb(path).resize((resolution, resolution), Image.Resampling.LANCZOS),
-                         dtype=np.float32) for path in paths]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1
 
 
 class BaseDenoisingLoss(nn.Module):
@@ -60,7 +52,7 @@ class BaseDenoisingLoss(nn.Module):
     def forward(self, clean: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
                 unconditional: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
-        target = self.scheduler.get_velocity(clean, noise, timesteps)
+        target = diffusion_target(self.scheduler, clean, noise, timesteps)
         text = self.prompt_embeddings[unconditional.long()]
         loss = F.mse_loss(self.unet(noisy, timesteps, encoder_hidden_states=text).sample.float(), target.float())
         return loss, loss.detach()[None]
@@ -89,8 +81,11 @@ def pretrain_tiny_base(normal_images: list[Path], folder: Path, *, resolution: i
                  checkpoint_every=max(steps // 10, 1), keep_checkpoints=1, loss_columns=(),
                  title="pre-training the tiny base", ema_decay=EMA_DECAY)
     ema.copy_to(param for param in model.parameters() if param.requires_grad)
-    model_dir = base.save_pretrained(folder / "model")
-    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    model_dir = folder / "model"
+    if accelerator.is_main_process:  # under `accelerate launch` every process trained the same weights
+        base.save_pretrained(model_dir)
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    accelerator.wait_for_everyone()
     return model_dir
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dualanodiff.data.images import load_mask, load_rgb
+from dualanodiff.data.pixels import resize_image, to_pixels
 from dualanodiff.data.source import AnomalySample
 from dualanodiff.errors import DataError
 
@@ -45,12 +46,12 @@ class AnomalyTrainingSet(Dataset):
         size = (self.resolution, self.resolution)
         image = load_rgb(sample.image_path)
         mask = load_mask(sample.mask_path, image.size)
-        image = np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 127.5 - 1
+        pixels = to_pixels(resize_image(image, self.resolution)[None])[0]
         mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
         if not mask.any():
             raise DataError(f"{sample.mask_path}: the anomaly vanishes when the mask is resized to "
                             f"{self.resolution}x{self.resolution}; use a higher resolution")
-        return torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(mask[None].astype(np.float32))
+        return pixels, torch.from_numpy(mask[None].astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.samples)

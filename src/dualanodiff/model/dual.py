@@ -64,6 +64,19 @@ class DualConfig:
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
+def diffusion_target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.Tensor,
+                     timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict: the noise (SD 1.x), the velocity (SD 2.x 768-v) or the clean sample."""
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return scheduler.get_velocity(clean, noise, timesteps)
+    if prediction_type == "sample":
+        return clean
+    raise ModelError(f"unsupported prediction type {prediction_type!r} in the scheduler config")
+
+
 class DualAnoDiffModel(nn.Module):
     """The frozen base plus the trainable adapters; `forward` returns the training loss of a batch."""
 
@@ -153,10 +166,7 @@ class DualAnoDiffModel(nn.Module):
         timesteps = timesteps.repeat_interleave(streams)
         clean, noise = clean_latents.flatten(0, 1), noise.flatten(0, 1)
         noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(clean, noise, timesteps)
-        else:
-            target = noise
+        target = diffusion_target(self.noise_scheduler, clean, noise, timesteps)
         prediction = self.predict(noisy, timesteps, self.text_embeddings(groups))
         error = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         branch_losses = error.view(groups, streams)[:, :2].mean(dim=0)
