@@ -2,7 +2,7 @@
 
 Samples already in GEN are skipped, so an interrupted job continues where it stopped; with several processes
 (`accelerate launch`), process p of P makes the samples i with i % P == p, so the files are the same as one process
-would write.
+would write, and whichever process completes the set writes the summary (and the MVTec export).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def generate(run_dir: str | Path, out: str | Path, *, num: int, steps: int = 50,
             generated.write_sample(record.pop("index"), image, part, mask, record)
         progress.update(len(chunk))
     progress.close()
-    if process_index == 0:
+    # With several processes, the one that finds every sample written (the last to finish) writes the summary.
+    if generated.completed_indices() >= set(range(num)):
         records = [sample.record for sample in generated.samples()]
         generated.finalize(summarise(records))
         if export_mvtec is not None:

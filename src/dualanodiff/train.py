@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from dualanodiff.checkpoint import WEIGHTS_FILE, save_weights
@@ -47,7 +48,7 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _base_model(config: TrainConfig, source, run_dir: Path) -> tuple[BaseModel, str]:
+def _base_model(config: TrainConfig, source, run_dir: Path, accelerator: Accelerator) -> tuple[BaseModel, str]:
     """The frozen base and how config.json names it (a hub id, a folder, or the run's own base/ copy)."""
     if config.preset != "tiny":
         return load_base_model(config.base_model), config.base_model
@@ -60,9 +61,10 @@ def _base_model(config: TrainConfig, source, run_dir: Path) -> tuple[BaseModel, 
                                      prompt=f"a {config.model.object_token}",
                                      flips=config.flip_horizontal or config.flip_vertical)
     own_copy = run_dir / TINY_BASE_FOLDER
-    if model_dir.resolve() != own_copy.resolve():
+    if model_dir.resolve() != own_copy.resolve() and accelerator.is_main_process:
         shutil.rmtree(own_copy, ignore_errors=True)
         shutil.copytree(model_dir, own_copy)
+    accelerator.wait_for_everyone()  # the other processes load the copy once it is complete
     return load_base_model(own_copy), TINY_BASE_FOLDER
 
 
@@ -70,8 +72,10 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
     """Train the dual-branch adapters for one anomaly type; returns the run folder."""
     config = config.resolved()
     run_dir = Path(run_dir)
-    _prepare_run_dir(run_dir, config, resume)
     accelerator = make_accelerator(config.mixed_precision, config.gradient_accumulation)
+    _prepare_run_dir(run_dir, config, resume)
+    # Under `accelerate launch`, every process checks the folder before the main process writes into it.
+    accelerator.wait_for_everyone()
     source = load_source(config.data_root, config.layout)
     samples = source.anomaly_samples(config.object, config.anomaly)
     split = make_split(samples, config.train_count)
@@ -83,7 +87,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
     for key, value in config.to_dict().items():
         accelerator.print(f"  {key}: {value}")
 
-    base, base_name = _base_model(config, source, run_dir)
+    base, base_name = _base_model(config, source, run_dir, accelerator)
     dtype = frozen_dtype(accelerator)
     for frozen in (base.unet, base.text_encoder, base.codec):
         frozen.to(accelerator.device, dtype)

@@ -70,12 +70,20 @@ def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.
                 if name in tensors:
                     param.copy_(tensors[name])
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generators"][accelerator.process_index])
         if ema is not None:
             ema.load_state_dict(state["ema"])
         log.rows = [list(row) for row in state["loss"]]
         start = state["step"]
         accelerator.print(f"resuming from {checkpoints[-1]} (step {start} of {steps})")
+        if len(state["generators"]) == accelerator.num_processes:
+            # A copy: the saved states are rows of one tensor, and set_state crashes on a view at an offset.
+            generator.set_state(state["generators"][accelerator.process_index].clone())
+        else:
+            # Saved by another number of processes: new per-process streams, so the batches from here on differ
+            # from those of an uninterrupted run.
+            generator.manual_seed(seed + 1_000_003 * accelerator.process_index + 1_000_000_007 * start)
+            accelerator.print(f"the checkpoint was written by {len(state['generators'])} process(es), "
+                              f"resumed by {accelerator.num_processes}: batches are drawn afresh")
 
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     progress = tqdm(total=steps, initial=start, desc=title, disable=not accelerator.is_local_main_process,

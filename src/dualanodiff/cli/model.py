@@ -112,9 +112,13 @@ def generate_command(
     Example: dualanodiff generate runs/washer-rust --num 1000 --out gen/washer-rust --export-mvtec aug_mvtec
     """
     from dualanodiff.generate import generate
+    from dualanodiff.pipeline import default_device
 
     process_index = int(os.environ.get("RANK", 0))
     num_processes = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = os.environ.get("LOCAL_RANK")  # set by accelerate launch / torchrun: one GPU per process
+    if device is None and local_rank is not None and default_device().type == "cuda":
+        device = f"cuda:{local_rank}"
     generated = generate(run, out, num=num, steps=steps, guidance=guidance, batch_size=batch_size, seed=seed,
                          mask_method=mask_method, scheduler=scheduler, background_every=background_every,
                          backgrounds=backgrounds, device=device, process_index=process_index,
@@ -123,6 +127,9 @@ def generate_command(
     if summary:
         print(" ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
                        for key, value in summary.items()))
+    else:
+        print(f"process {process_index} of {num_processes} made its share; {len(generated.completed_indices())} of "
+              f"{num} samples are done (the process that completes the set writes the summary)")
     print(f"generated: {generated.root}")
 
 
