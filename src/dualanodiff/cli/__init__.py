@@ -10,6 +10,7 @@ from dualanodiff.cli import data as _data  # noqa: F401
 from dualanodiff.cli import evaluate as _evaluate  # noqa: F401
 from dualanodiff.cli import model as _model  # noqa: F401
 from dualanodiff.cli import report as _report  # noqa: F401
+from dualanodiff.cli import sweep as _sweep  # noqa: F401
 from dualanodiff.cli.app import app
 from dualanodiff.errors import UserError
 
