@@ -38,6 +38,8 @@ def test_train_generate_resume_through_the_cli(synthetic_root, micro_base_dir, t
 
 
 def test_bad_input_is_one_line_and_status_2(synthetic_root, tmp_path, capsys):
+    assert run_cli("train", "--no-such-option") == 2  # a usage error, not a traceback
+    assert "No such option" in capsys.readouterr().err
     assert run_cli("generate", tmp_path, "--num", "1", "--out", tmp_path / "gen") == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "not a training run folder" in error

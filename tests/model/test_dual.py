@@ -99,3 +99,20 @@ def test_fused_adapters_give_the_same_prediction(micro_base):
         model.fuse_adapters()
         fused = model.predict(latents, timesteps, text)
     assert torch.allclose(fused, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_diffusion_target_follows_the_prediction_type(prediction_type):
+    from diffusers import DDPMScheduler
+
+    from dualanodiff.model.dual import diffusion_target
+
+    scheduler = DDPMScheduler(prediction_type=prediction_type)
+    clean, noise, timesteps = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4), torch.tensor([10, 900])
+    target = diffusion_target(scheduler, clean, noise, timesteps)
+    expected = {"epsilon": noise, "sample": clean,
+                "v_prediction": scheduler.get_velocity(clean, noise, timesteps)}[prediction_type]
+    assert torch.equal(target, expected)
+    scheduler.register_to_config(prediction_type="flow")
+    with pytest.raises(ModelError, match="unsupported prediction type"):
+        diffusion_target(scheduler, clean, noise, timesteps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+import typer
 
 from dualanodiff.cli import data as _data  # noqa: F401
 from dualanodiff.cli import evaluate as _evaluate  # noqa: F401
@@ -14,6 +15,11 @@ from dualanodiff.cli import sweep as _sweep  # noqa: F401
 from dualanodiff.cli.app import app
 from dualanodiff.errors import UserError
 
+# Typer 0.29 and newer carry their own copy of click with their own exception classes; older ones use click's.
+_EXIT = tuple({click.exceptions.Exit, typer.Exit})
+_ABORT = tuple({click.exceptions.Abort, typer.Abort})
+_USAGE = tuple({click.ClickException, typer.TyperException})
+
 
 def main(argv: list[str] | None = None) -> None:
     try:
@@ -21,12 +27,15 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
-    except click.exceptions.Exit as exit_:
+    except _EXIT as exit_:
         sys.exit(exit_.exit_code)
-    except click.ClickException as error:
-        error.show()
+    except _USAGE as error:
+        if hasattr(error, "show"):
+            error.show()
+        else:
+            print(f"Error: {error.format_message()}", file=sys.stderr)
         sys.exit(error.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (*_ABORT, KeyboardInterrupt):
         print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)
