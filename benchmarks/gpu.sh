@@ -32,6 +32,10 @@ done
 [[ $COMPILE == auto ]] && COMPILE=$((1 - TINY))
 [[ -z $BUDGET ]] && BUDGET=$(( TINY ? 240 : 450 ))
 
+# On a CPU that other jobs share, OpenMP's spinning worker threads stall each other (seen here: 2 threads, 20-50x
+# slower steps); sleeping workers cost nothing when the machine is quiet.
+[[ $DEVICE == cpu ]] && export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+
 OUT="${OUT:-/tmp/dualanodiff-benchmarks}"
 mkdir -p "$OUT"
 LOG="$OUT/gpu.log"

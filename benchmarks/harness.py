@@ -99,9 +99,10 @@ def build_architecture(tiny: bool, device: torch.device, resolution: int | None 
     if tiny:
         resolution = resolution or TINY_RESOLUTION
         return Architecture("tiny", build_tiny_base(resolution), resolution, TINY_RANK)
-    if resolution not in (None, SD15_RESOLUTION):
-        raise SystemExit(f"error: the SD 1.5 architecture runs at {SD15_RESOLUTION} px (got --resolution {resolution})")
-    return Architecture("sd15", build_sd15_base(device), SD15_RESOLUTION, SD15_RANK)
+    resolution = resolution or SD15_RESOLUTION
+    if resolution % 64:  # the VAE's 8x and the UNet's three 2x down-samplings
+        raise SystemExit(f"error: the SD 1.5 architecture needs a multiple of 64 px (got --resolution {resolution})")
+    return Architecture("sd15", build_sd15_base(device), resolution, SD15_RANK)
 
 
 def randomise_adapters(model: DualAnoDiffModel, seed: int = 0) -> None:
@@ -127,7 +128,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, repeats: int, warmu
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 on CPU, where the tiny UNet runs as fast on 1 as on 2 "
                              "and parallel test jobs slow each other down; left alone on CUDA)")
-    parser.add_argument("--resolution", type=int, default=None, help="image side in pixels (tiny only)")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="image side in pixels (default 64 tiny, 512 SD 1.5; a small one makes a quick smoke test)")
     parser.add_argument("--repeats", type=int, default=repeats, help="timed runs of each variant (median taken)")
     parser.add_argument("--warmup", type=int, default=warmup, help="untimed runs of each variant first")
     parser.add_argument("--compile", action="store_true",
@@ -191,12 +193,14 @@ class Variant:
 
 
 def run_side_by_side(variants: list[Variant], device: torch.device, *, repeats: int, warmup: int) -> None:
-    """Warm every variant up (its memory is measured in the last warm-up run, or in one more untimed run), then
-    interleave the timed runs."""
+    """Warm every variant up, measure its memory in one more untimed run (once every variant has run, so that no
+    variant's figure carries the process's one-time allocations), then interleave the timed runs."""
     for variant in variants:
         variant.activate()
-        for _ in range(warmup - 1):
+        for _ in range(warmup):
             variant.run()
+    for variant in variants:
+        variant.activate()
         with memory_rise(device) as rise:
             variant.run()
         variant.peak_bytes = variant.persistent() + rise()
