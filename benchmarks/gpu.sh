@@ -71,7 +71,7 @@ if (( TINY )); then
   GENERATE_COMPILED=(--batches 4 --no-unfused --compile --steps 5 --repeats 2 --warmup 1)
 else
   TRAIN=(--gradient-checkpointing --repeats 10 --warmup 3)
-  GENERATE=(--batches 1,16 --steps 50 --repeats 3 --warmup 1)
+  GENERATE=(--batches 1,16 --steps 50 --repeats 2 --warmup 1)
   TRAIN_COMPILED=(--variants dual --compile --repeats 10 --warmup 3)
   GENERATE_COMPILED=(--batches 16 --no-unfused --compile --steps 50 --repeats 2 --warmup 1)
 fi
@@ -96,8 +96,8 @@ compiled() {  # compiled NAME MODULE ARGS...: a compiled run with what is left o
 }
 
 status=0  # a failed benchmark does not stop the next one, but the script ends non-zero
-run train_step 240 benchmarks.train_step "${COMMON[@]}" "${TRAIN[@]}" --profile "$OUT/profile_train_step.txt" || status=1
-run generate 240 benchmarks.generate "${COMMON[@]}" "${GENERATE[@]}" --profile "$OUT/profile_generate.txt" || status=1
+run train_step 200 benchmarks.train_step "${COMMON[@]}" "${TRAIN[@]}" --profile "$OUT/profile_train_step.txt" || status=1
+run generate 260 benchmarks.generate "${COMMON[@]}" "${GENERATE[@]}" --profile "$OUT/profile_generate.txt" || status=1
 if (( COMPILE )); then
   compiled train_step_compiled benchmarks.train_step "${COMMON[@]}" "${TRAIN_COMPILED[@]}"
   compiled generate_compiled benchmarks.generate "${COMMON[@]}" "${GENERATE_COMPILED[@]}"
