@@ -34,7 +34,7 @@ def test_pretraining_is_cached_by_content_and_settings(synthetic_root, tmp_path,
         _pretrain(synthetic_root, steps=4)  # other settings: another cache entry
 
 
-def test_the_denoising_loss_uses_v_prediction(micro_base):
+def test_the_denoising_loss_predicts_the_clean_sample(micro_base):
     loss_model = pretrain.BaseDenoisingLoss(micro_base, "a vfx")
     clean = torch.randn(2, 12, 8, 8)
     loss, parts = loss_model(clean, torch.randn_like(clean), torch.tensor([10, 900]), torch.tensor([False, True]))

@@ -21,8 +21,8 @@ PRESETS: dict[str, dict[str, Any]] = {
              "rank": 32, "mixed_precision": "auto", "checkpoint_every": 500, "seed": 32},
     # A CPU-sized stand-in: a small base pre-trained on the object's normal images, then the same dual training.
     "tiny": {"base_model": None, "resolution": 64, "steps": 800, "batch_size": 4, "lr": 1e-3, "rank": 16,
-             "mixed_precision": "no", "checkpoint_every": 200, "seed": 32, "base_steps": 3000,
-             "base_batch_size": 16, "base_lr": 1e-3},
+             "mixed_precision": "no", "checkpoint_every": 200, "seed": 32, "base_steps": 2000,
+             "base_batch_size": 16, "base_lr": 5e-4},
 }
 
 

@@ -101,7 +101,7 @@ def cached_tiny_base(normal_images: list[Path], object_name: str, *, resolution:
                      batch_size: int, lr: float, seed: int, prompt: str, flips: bool) -> Path:
     """The tiny base for these normal images and settings: from the cache, or pre-trained now and cached."""
     settings = {"resolution": resolution, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                "prompt": prompt, "flips": flips, "architecture": 1}
+                "prompt": prompt, "flips": flips, "architecture": 2}
     folder = cache_root() / "tiny-base" / f"{object_name}-{_fingerprint(normal_images, settings)}"
     if (folder / COMPLETE_MARK).is_file():
         print(f"using the cached tiny base {folder}")

@@ -39,7 +39,7 @@ def test_a_diffusers_folder_with_a_vae_loads(sd_like_dir):
 
 def test_a_tiny_base_round_trips(micro_base_dir, micro_base):
     base = load_base_model(micro_base_dir)
-    assert not base.codec.is_vae and base.resolution == 16 and base.prediction_type == "v_prediction"
+    assert not base.codec.is_vae and base.resolution == 16 and base.prediction_type == "sample"
     pixels = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(base.codec.decode(base.codec.encode(pixels)), pixels)  # space-to-depth is exact
     latents, text = torch.randn(2, 12, 8, 8), torch.randn(2, 16, 32)
