@@ -15,6 +15,7 @@ dual-branch training. With another --data-seed the base is pre-trained from scra
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +53,38 @@ def shipped_base_for(data_seed: int, data_size: int) -> Path | None:
     return None
 
 
-def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str, Path]:
+@dataclass
+class DemoResult:
+    paths: dict[str, Path]
+    seconds: dict[str, float]  # wall time per stage
+
+
+def run_demo(out: str | Path, settings: DemoSettings | None = None) -> DemoResult:
     settings = settings or DemoSettings()
     out = Path(out)
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = now - clock
+        clock = now
+
     data_root = write_synthetic(out / "data", seed=settings.data_seed, size=settings.data_size)
+    lap("synthetic data")
     base = shipped_base_for(settings.data_seed, settings.data_size)
     config = TrainConfig(data_root=str(data_root), object=DEMO_OBJECT, anomaly=DEMO_ANOMALY, preset="tiny",
                          base_model=str(base) if base else None, steps=settings.steps, seed=settings.seed,
                          model=DualConfig(bcm=True))
     run_dir = out / "run"
     train(config, run_dir, resume=(run_dir / "config.json").exists())
+    lap("training")
     generated = generate(run_dir, out / "generated", num=settings.num, steps=settings.generation_steps,
                          guidance=settings.guidance, batch_size=settings.num, seed=settings.seed)
+    lap("generation")
     sheet = contact_sheet_from_generated(generated.root, out / "contact_sheet.png", max_rows=settings.num,
                                          title=f"DualAnoDiff demo: {DEMO_OBJECT} / {DEMO_ANOMALY} (tiny preset)")
-    return {"data": data_root, "run": run_dir, "generated": generated.root, "contact_sheet": sheet}
+    lap("contact sheet")
+    paths = {"data": data_root, "run": run_dir, "generated": generated.root, "contact_sheet": sheet}
+    return DemoResult(paths, seconds)

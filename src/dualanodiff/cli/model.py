@@ -152,6 +152,8 @@ def demo_command(
     """
     from dualanodiff.demo import DemoSettings, run_demo
 
-    paths = run_demo(out, DemoSettings(steps=steps, num=num, generation_steps=generation_steps, seed=seed))
-    for name, path in paths.items():
+    result = run_demo(out, DemoSettings(steps=steps, num=num, generation_steps=generation_steps, seed=seed))
+    print("wall time: " + ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
+          + f"; total {sum(result.seconds.values()) / 60:.1f} min")
+    for name, path in result.paths.items():
         print(f"{name}: {path}")
