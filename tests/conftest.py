@@ -1,6 +1,11 @@
 """Fixtures shared by the whole test suite."""
 
+import os
 from pathlib import Path
+
+# Tests start PyTorch processes of their own (the demo, sharded generation, Ray workers) beside this one; with
+# OpenMP's default busy waiting, processes sharing two cores slow each other down many times over.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

@@ -35,6 +35,13 @@ def test_threshold_recovers_the_defect_and_drops_specks():
     assert iou > 0.9
 
 
+def test_threshold_rises_above_a_grey_background():
+    image, part, truth = _sample()
+    part[~truth] = 40  # the anomaly branch drew its background dark grey (0.16) instead of black
+    mask = ThresholdSegmenter()(image, part, None)
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.9
+
+
 def test_threshold_fills_dark_holes_inside_the_defect():
     image, part, _truth = _sample()
     part[26:30, 30:34] = 0  # a dark spot inside the anomaly

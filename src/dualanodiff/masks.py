@@ -54,13 +54,17 @@ def _clean(mask: np.ndarray, *, radius: int, min_area: float) -> np.ndarray:
 
 @dataclass
 class ThresholdSegmenter:
-    """Mask = (max channel of the (optionally blurred) anomaly part >= threshold), then `_clean`.
+    """Mask = (brightness of the anomaly part >= threshold), then `_clean`.
 
-    threshold is on a 0..1 scale; radius is the morphological closing/opening radius in pixels (None: one pixel
-    per 128 px of image side, at least 1); min_area is the smallest kept component, as a fraction of the image.
+    Brightness is the largest channel, on a 0..1 scale (optionally blurred). The threshold is the larger of
+    `threshold` and the anomaly part's background level (its median: an anomaly covers less than half the image)
+    plus `margin`, so that a background the model drew dark grey instead of black does not become mask.
+    radius is the morphological closing/opening radius in pixels (None: one pixel per 128 px of image side, at
+    least 1); min_area is the smallest kept component, as a fraction of the image.
     """
 
     threshold: float = 0.12
+    margin: float = 0.1
     blur_sigma: float = 0.0  # a blur suppresses noise but grows the mask by about its width
     radius: int | None = None
     min_area: float = 0.002
@@ -71,8 +75,9 @@ class ThresholdSegmenter:
         brightness = anomaly_part.astype(np.float32).max(axis=2) / 255
         if self.blur_sigma > 0:
             brightness = ndimage.gaussian_filter(brightness, self.blur_sigma)
+        threshold = max(self.threshold, float(np.median(brightness)) + self.margin)
         radius = self.radius if self.radius is not None else max(1, image.shape[0] // 128)
-        return _clean(brightness >= self.threshold, radius=radius, min_area=self.min_area)
+        return _clean(brightness >= threshold, radius=radius, min_area=self.min_area)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dualanodiff.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
+from dualanodiff.errors import UserError
 
 GRADIENT_CLIP = 1.0
 
@@ -29,6 +30,9 @@ def make_accelerator(mixed_precision: str, gradient_accumulation: int = 1) -> Ac
             mixed_precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             mixed_precision = "no"
+    elif mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise UserError("--mixed-precision fp16 needs a CUDA GPU (PyTorch's CPU kernels mix float16 and float32 "
+                        "badly); use bf16 or no on the CPU")
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation)
 
 

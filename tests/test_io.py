@@ -1,0 +1,32 @@
+"""Atomic writes: all or nothing, and ordinary permissions."""
+
+import os
+import stat
+
+import pytest
+
+from dualanodiff.io import atomic_write, read_json, write_json
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, fail)
+    assert read_json(target) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "x.json", {})
+    finally:
+        os.umask(umask)
+    mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
+    assert mode & 0o044  # group and others can read it, as with any new file
