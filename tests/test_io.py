@@ -30,3 +30,12 @@ def test_written_files_get_the_usual_permissions(tmp_path):
         os.umask(umask)
     mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
     assert mode & 0o044  # group and others can read it, as with any new file
+
+
+def test_a_file_that_is_not_json_is_a_one_line_user_error(tmp_path):
+    from dualanodiff.errors import UserError
+
+    (tmp_path / "bad.json").write_text("{'a': 1")
+    with pytest.raises(UserError, match=r"bad\.json: not valid JSON") as error:
+        read_json(tmp_path / "bad.json")
+    assert isinstance(error.value, ValueError) and "\n" not in str(error.value)

@@ -16,3 +16,7 @@ class DataError(UserError):
 
 class ModelError(UserError):
     """A problem with model weights or a run folder: not found, incompatible, unsafe format."""
+
+
+class JSONFileError(UserError, ValueError):
+    """A JSON file that cannot be read as JSON (also a ValueError, as json's own errors are)."""

@@ -93,10 +93,7 @@ class GeneratedSet:
         meta_path = root / "meta.json"
         if not meta_path.is_file():
             raise UserError(f"{root}: not a generated set (no meta.json)")
-        try:
-            meta = read_json(meta_path)
-        except ValueError as error:
-            raise UserError(f"{meta_path}: not valid JSON ({error})") from None
+        meta = read_json(meta_path)
         for key in ("object", "anomaly", "method"):
             if key not in meta:
                 raise UserError(f"{meta_path}: has no {key!r} entry")

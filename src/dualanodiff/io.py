@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dualanodiff.errors import JSONFileError
+
 # mkstemp makes 0600 files; a finished output should get the permissions any new file would (0666 minus umask).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -44,7 +46,11 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The parsed content of a JSON file; a file that is not JSON is a one-line `JSONFileError` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise JSONFileError(f"{path}: not valid JSON ({error})") from None
 
 
 def save_image(path: str | Path, image: Image.Image | np.ndarray) -> Path:

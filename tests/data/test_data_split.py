@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dualanodiff.data import AnomalySample, make_split, read_split, split_rule_text, write_split
-from dualanodiff.errors import DataError
+from dualanodiff.errors import DataError, UserError
 
 
 def _samples(n: int, folder: str = "/data/widget/test/scratch") -> list[AnomalySample]:
@@ -72,7 +72,7 @@ def test_read_split_refuses_bad_files(tmp_path):
         read_split(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    with pytest.raises(DataError, match="not valid JSON"):
+    with pytest.raises(UserError, match=r"broken\.json: not valid JSON"):
         read_split(broken)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"train": []}))

@@ -72,10 +72,7 @@ def read_split(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
-    try:
-        split = read_json(path)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
+    split = read_json(path)
     if not isinstance(split, dict) or split.get("format") != SPLIT_FORMAT:
         raise DataError(f"{path}: not a split file (no \"format\": \"{SPLIT_FORMAT}\")")
     for key in ("object", "anomaly", "rule", "train_count", "train", "test"):
