@@ -119,10 +119,12 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
         shared_t = torch.randint(0, timesteps, (config.batch_size,), generator=generator)  # one t per pair
         return tuple(x.to(accelerator.device) for x in (clean, noise, shared_t))
 
-    fit(accelerator, model, draw_batch, run_dir=run_dir, steps=config.steps, lr=config.lr, seed=config.seed,
-        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-        loss_columns=("global_branch", "anomaly_branch"),
-        title=f"training {config.object}/{config.anomaly}")
+    _, ema = fit(accelerator, model, draw_batch, run_dir=run_dir, steps=config.steps, lr=config.lr,
+                 lr_schedule=config.lr_schedule, seed=config.seed, checkpoint_every=config.checkpoint_every,
+                 keep_checkpoints=config.keep_checkpoints, loss_columns=("global_branch", "anomaly_branch"),
+                 title=f"training {config.object}/{config.anomaly}", ema_decay=config.ema_decay or None)
+    if ema is not None:  # the run keeps the average of the last steps' adapters, not the last step's
+        ema.copy_to(param for param in model.parameters() if param.requires_grad)
     if accelerator.is_main_process:
         save_weights(run_dir / WEIGHTS_FILE, model.adapter_state_dict(),
                      metadata={"format": "dualanodiff-adapters/1", "base_model": base_name})

@@ -26,12 +26,16 @@ def train_command(
     batch_size: int | None = typer.Option(None, "--batch-size", metavar="B", help="Image pairs per step."),
     gradient_accumulation: int = typer.Option(1, "--gradient-accumulation", metavar="K"),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate (sd15: 2e-5 as the released code)."),
+    lr_schedule: str | None = typer.Option(None, "--lr-schedule",
+                                           help="constant (sd15, as the released code) or cosine (tiny)."),
     rank: int | None = typer.Option(None, "--rank", metavar="R", help="LoRA rank of each branch."),
     resolution: int | None = typer.Option(None, "--resolution", metavar="PX", help="Training image side."),
     seed: int | None = typer.Option(None, "--seed", metavar="S"),
     mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, no, fp16 or bf16."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", metavar="K"),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing"),
+    ema_decay: float | None = typer.Option(None, "--ema-decay", metavar="D",
+                                           help="Keep a moving average of the adapters (tiny: 0.995; 0: off)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first step compiles, slowly)."),
     flip_horizontal: bool | None = typer.Option(None, "--flip-horizontal/--no-flip-horizontal"),
     flip_vertical: bool | None = typer.Option(None, "--flip-vertical/--no-flip-vertical"),
@@ -72,9 +76,11 @@ def train_command(
     config = TrainConfig(
         data_root=str(data), object=object_, anomaly=anomaly, preset=preset,
         layout=str(layout) if layout else None, base_model=base_model, resolution=resolution, steps=steps,
-        batch_size=batch_size, gradient_accumulation=gradient_accumulation, lr=lr, rank=rank, seed=seed,
+        batch_size=batch_size, gradient_accumulation=gradient_accumulation, lr=lr, lr_schedule=lr_schedule,
+        rank=rank, seed=seed,
         mixed_precision=mixed_precision, checkpoint_every=checkpoint_every,
-        gradient_checkpointing=gradient_checkpointing, compile=compile_, flip_horizontal=flip_horizontal,
+        gradient_checkpointing=gradient_checkpointing, compile=compile_, ema_decay=ema_decay,
+        flip_horizontal=flip_horizontal,
         flip_vertical=flip_vertical, train_count=train_count, base_steps=base_steps,
         object_masks=str(object_masks) if object_masks else None, object_segmenter=object_segmenter, model=model)
     train(config, out, resume=resume)
@@ -136,10 +142,11 @@ def generate_command(
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("dualanodiff-demo"), "--out", metavar="DIR", help="Where to write everything."),
-    steps: int = typer.Option(600, "--steps", metavar="N", help="Dual-branch training steps."),
+    steps: int | None = typer.Option(None, "--steps", metavar="N",
+                                     help="Dual-branch training steps (default: the tiny preset's)."),
     num: int = typer.Option(16, "--num", metavar="N", help="Triplets to generate."),
     generation_steps: int = typer.Option(50, "--generation-steps", metavar="K"),
-    seed: int = typer.Option(0, "--seed", metavar="S"),
+    seed: int = typer.Option(32, "--seed", metavar="S", help="Training and generation seed."),
 ) -> None:
     """Run the whole job offline on the CPU: synthetic data, tiny training with BCM, generation, contact sheet.
 
