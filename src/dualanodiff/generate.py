@@ -46,16 +46,23 @@ def generate(run_dir: str | Path, out: str | Path, *, num: int, steps: int = 50,
                                     settings=settings, run=str(run_dir.resolve()), data_root=config.data_root,
                                     split=read_split(run_dir / "split.json"))
     done = generated.completed_indices()
-    todo = [i for i in range(num) if i % num_processes == process_index and i not in done]
-    progress = tqdm(total=len(todo), desc=f"generating {config.object}/{config.anomaly}", unit="pair")
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
-        output = pipe(chunk, seed=seed, steps=steps, guidance=guidance, segmenter=mask_method,
+    # Fixed batches 0..B-1, B..2B-1, ... dealt out to the processes: a batch is always made whole, so its
+    # samples come out bit for bit the same whatever the process count or restart (a CPU's float sums can
+    # change with a batch's size); only its missing samples are written.
+    batches = [range(start, min(start + batch_size, num)) for start in range(0, num, batch_size)]
+    todo = [batch for number, batch in enumerate(batches)
+            if number % num_processes == process_index and not done.issuperset(batch)]
+    progress = tqdm(total=sum(len(set(batch) - done) for batch in todo),
+                    desc=f"generating {config.object}/{config.anomaly}", unit="pair")
+    for batch in todo:
+        output = pipe(batch, seed=seed, steps=steps, guidance=guidance, segmenter=mask_method,
                       background_every=background_every, progress=False)
         for image, part, mask, record in zip(output.images, output.anomaly_parts, output.masks, output.records,
                                              strict=True):
-            generated.write_sample(record.pop("index"), image, part, mask, record)
-        progress.update(len(chunk))
+            index = record.pop("index")
+            if index not in done:
+                generated.write_sample(index, image, part, mask, record)
+                progress.update(1)
     progress.close()
     # With several processes, the one that finds every sample written (the last to finish) writes the summary.
     if generated.completed_indices() >= set(range(num)):

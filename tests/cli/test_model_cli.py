@@ -31,7 +31,7 @@ def test_train_generate_resume_through_the_cli(synthetic_root, micro_base_dir, t
     generate_args = ["generate", run, "--num", "2", "--steps", "2", "--seed", "4"]
     assert run_cli(*generate_args, "--out", tmp_path / "a") == 0
     assert "mean_mask_area=" in capsys.readouterr().out
-    assert run_cli(*generate_args, "--out", tmp_path / "b", "--batch-size", "1") == 0
+    assert run_cli(*generate_args, "--out", tmp_path / "b") == 0
     for kind in ("image", "fg", "mask"):
         comparison = filecmp.dircmp(tmp_path / "a" / kind, tmp_path / "b" / kind)
         assert comparison.left_list == ["0000.png", "0001.png"] and not comparison.diff_files
