@@ -84,7 +84,7 @@ class DualAnoDiffPipeline:
         if dtype is None:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         # The adapters are fixed now, so everything can run in the inference dtype.
-        model.to(device, dtype)
+        model.to(device, **({"dtype": dtype} if dtype != torch.float32 else {}))  # loaded in float32
         if fuse:
             model.fuse_adapters()
         if compile:

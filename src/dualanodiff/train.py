@@ -90,7 +90,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> 
     base, base_name = _base_model(config, source, run_dir, accelerator)
     dtype = frozen_dtype(accelerator)
     for frozen in (base.unet, base.text_encoder, base.codec):
-        frozen.to(accelerator.device, dtype)
+        # (diffusers warns on any dtype cast of a UNet, so cast only when the dtype changes)
+        frozen.to(accelerator.device, **({"dtype": dtype} if dtype != torch.float32 else {}))
     if config.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
     if config.compile:

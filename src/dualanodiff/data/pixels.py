@@ -20,7 +20,8 @@ def resize_image(image: Image.Image, resolution: int) -> np.ndarray:
 def to_pixels(images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
     """uint8 (N,) H x W x 3 -> float (N, 3, H, W) in [-1, 1]."""
     array = np.stack(images) if not isinstance(images, np.ndarray) else images
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    # torch.tensor copies: arrays made from PIL images are read-only, which torch.from_numpy warns about.
+    return torch.tensor(array).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
