@@ -35,6 +35,14 @@ def test_threshold_recovers_the_defect_and_drops_specks():
     assert iou > 0.9
 
 
+def test_clean_up_keeps_second_defects_but_drops_specks_next_to_a_large_one():
+    image, part, _ = _sample()  # the defect: 16 x 20 = 320 pixels
+    part[50:60, 50:60] = 200  # a second defect, 100 pixels: kept
+    part[2:5, 58:63] = 200  # a corner speck, 15 pixels (above min_area, under a tenth of the defect): dropped
+    mask = ThresholdSegmenter()(image, part, None)
+    assert mask[55, 55] and mask[25, 30] and not mask[3, 60]
+
+
 def test_threshold_rises_above_a_grey_background():
     image, part, truth = _sample()
     part[~truth] = 40  # the anomaly branch drew its background dark grey (0.16) instead of black

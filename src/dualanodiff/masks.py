@@ -37,8 +37,9 @@ class Segmenter(Protocol):
                  attention: np.ndarray | None) -> np.ndarray: ...
 
 
-def _clean(mask: np.ndarray, *, radius: int, min_area: float) -> np.ndarray:
-    """Close small gaps, fill holes, and drop specks smaller than `min_area` of the image."""
+def _clean(mask: np.ndarray, *, radius: int, min_area: float, relative_area: float = 0.1) -> np.ndarray:
+    """Close small gaps, fill holes, and drop specks: components smaller than `min_area` of the image or than
+    `relative_area` of the largest component (a small model leaves bright specks at the image's corners)."""
     if radius > 0:
         structure = ndimage.generate_binary_structure(2, 1)
         mask = ndimage.binary_closing(mask, structure, iterations=radius)
@@ -47,7 +48,7 @@ def _clean(mask: np.ndarray, *, radius: int, min_area: float) -> np.ndarray:
     labels, count = ndimage.label(mask)
     if count:
         sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
-        keep = np.flatnonzero(sizes >= min_area * mask.size) + 1
+        keep = np.flatnonzero(sizes >= max(min_area * mask.size, relative_area * sizes.max())) + 1
         mask = np.isin(labels, keep)
     return mask
 
