@@ -107,12 +107,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_common_arguments(parser, repeats=7, warmup=2)
     parser.add_argument("--batch", type=int, default=4, help="image pairs per step (the (b f) batch is twice that)")
     parser.add_argument("--variants", default="dual,loop,plain",
-                        help="comma-separated, of dual, loop, plain (default all; dual always runs)")
+                        help="comma-separated, of dual, loop, plain, bcm (default: dual,loop,plain; dual always "
+                             "runs; bcm: the dual step with BCM's background stream, a second model)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="also time dual-ckpt")
     args = parser.parse_args(argv)
     chosen = {"dual", *args.variants.split(",")}
-    if chosen - {"dual", "loop", "plain"}:
-        raise SystemExit(f"error: unknown variants {sorted(chosen - {'dual', 'loop', 'plain'})}")
+    known = {"dual", "loop", "plain", "bcm"}
+    if chosen - known:
+        raise SystemExit(f"error: unknown variants {sorted(chosen - known)}")
     settings = resolve_settings(args)
     device = settings.device
     arch = build_architecture(args.tiny, device, args.resolution)
@@ -158,6 +160,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         variants.append(Variant("plain", training_step(accelerator, plain_model, plain_optimizer, batch),
                                 persistent=lambda: tensor_bytes([*module_tensors(plain_unet, model.text_encoder),
                                                                  *optimizer_tensors(plain_optimizer)])))
+    if "bcm" in chosen:
+        bcm_base = build_architecture(args.tiny, device, args.resolution).base
+        for frozen in (bcm_base.unet, bcm_base.text_encoder, bcm_base.codec):
+            frozen.to(device, frozen_dtype(accelerator))
+        bcm_model = DualAnoDiffModel(bcm_base, DualConfig(rank=arch.rank, bcm=True)).to(device)
+        randomise_adapters(bcm_model, args.seed)
+        bcm_model.train()
+        bcm_parameters = [param for param in bcm_model.parameters() if param.requires_grad]
+        bcm_wrapped, bcm_optimizer = accelerator.prepare(bcm_model, torch.optim.AdamW(bcm_parameters, lr=1e-5))
+        bcm_shape = (args.batch, 3, *shape[2:])  # the background is a third stream of each pair's group
+        bcm_batch = tuple(x.to(device) for x in (torch.randn(bcm_shape, generator=generator),
+                                                 torch.randn(bcm_shape, generator=generator), batch[2].cpu()))
+        variants.append(Variant("dual-bcm", training_step(accelerator, bcm_wrapped, bcm_optimizer, bcm_batch),
+                                persistent=lambda: tensor_bytes([*module_tensors(bcm_model),
+                                                                 *optimizer_tensors(bcm_optimizer)])))
     print(f"timing {', '.join(v.name for v in variants)} on {arch.name} ({device}, {dtype_name(settings.dtype)}, "
           f"batch {args.batch} pairs, {settings.threads} threads): {args.warmup} warm-up + {args.repeats} timed "
           "steps each", flush=True)
@@ -197,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
         "dual_vs_loop_speedup": by_name["loop"].median / dual_seconds if "loop" in by_name else None,
         "dual_vs_plain_ratio": dual_seconds / by_name["plain"].median if "plain" in by_name else None,
+        "bcm_vs_dual_ratio": by_name["dual-bcm"].median / dual_seconds if "dual-bcm" in by_name else None,
         # The same ratios of the fastest steps: steadier than medians on a machine that other jobs share.
         "ratios_of_fastest_steps": {
             "dual_vs_loop_speedup": min(by_name["loop"].times) / min(by_name["dual"].times) if "loop" in by_name
@@ -217,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if results["dual_vs_plain_ratio"] is not None:
         notes.append(f"dual vs plain ratio (dual / plain): {results['dual_vs_plain_ratio']:.3f} "
                      f"(of the fastest steps: {fastest['dual_vs_plain_ratio']:.3f})")
+    if results["bcm_vs_dual_ratio"] is not None:
+        notes.append(f"BCM's price (dual-bcm / dual): {results['bcm_vs_dual_ratio']:.3f}")
     notes += [f"floor: {step_flops / 1e12:.4g} TFLOP per dual step (forward + backward) / "
               f"{throughput / 1e12:.4g} TFLOP/s measured {dtype_name(settings.dtype)} matmul = "
               f"{step_flops / throughput:.4g} s",

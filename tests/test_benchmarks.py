@@ -68,12 +68,14 @@ MICRO = ["--tiny", "--device", "cpu", "--resolution", "16", "--repeats", "1", "-
 
 
 def test_train_step_benchmark_prints_and_writes_its_figures(tmp_path, capsys, restore_threads):
-    results = train_step.main([*MICRO, "--batch", "1", "--json", str(tmp_path / "train.json")])
+    results = train_step.main([*MICRO, "--batch", "1", "--variants", "dual,loop,plain,bcm",
+                               "--json", str(tmp_path / "train.json")])
     written = json.loads((tmp_path / "train.json").read_text())
-    assert [row["variant"] for row in written["rows"]] == ["dual", "loop", "plain"]
-    dual, loop, plain = (row["s/step"] for row in written["rows"])
+    assert [row["variant"] for row in written["rows"]] == ["dual", "loop", "plain", "dual-bcm"]
+    dual, loop, plain, bcm = (row["s/step"] for row in written["rows"])
     assert written["dual_vs_loop_speedup"] == pytest.approx(loop / dual)
     assert written["dual_vs_plain_ratio"] == pytest.approx(dual / plain)
+    assert written["bcm_vs_dual_ratio"] == pytest.approx(bcm / dual)
     assert written["settings"]["batch_pairs"] == 1 and written["environment"]["threads"] == 1
     assert all(row["peak MiB"] > 0 for row in written["rows"])
     assert 0 < written["floor"]["floor_seconds"] < dual
