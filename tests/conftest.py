@@ -12,6 +12,17 @@ import pytest
 from dualanodiff.data import write_synthetic
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks run as fast on one thread, and much faster than two threads fighting over shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in synthetic data set (MVTec AD layout: objects `fabric` with hole/stain and `washer` with

@@ -9,13 +9,7 @@ from dualanodiff.cli import main
 from dualanodiff.io import read_json
 from dualanodiff.report import write_report
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -3,19 +3,14 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from dualanodiff.baselines import generate_baseline
 from dualanodiff.data import load_source
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks run faster on one thread, and much faster than two threads fighting over shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread):
+    """Every evaluation test runs its tiny networks on one thread."""
 
 
 @pytest.fixture(scope="session")
