@@ -34,14 +34,13 @@ from benchmarks.harness import (
     matmul_flops_per_second,
     memory_method,
     module_tensors,
-    print_table,
+    publish,
     randomise_adapters,
     resolve_settings,
     run_side_by_side,
     tensor_bytes,
     timed,
     write_profile,
-    write_results,
 )
 from dualanodiff.config import TrainConfig
 from dualanodiff.model.dual import DualAnoDiffModel, DualConfig
@@ -149,11 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"peak memory: {memory_method(device)}"]
     if args.compile:
         notes.append(f"compile: first compiled call took {compile_seconds:.1f} s")
-    env = results["environment"]
-    notes.append(f"{env['date']}, {env.get('gpu', env['cpu'])}, torch {env['torch']}, commit {env['commit']}")
-    results["table"] = print_table(f"Generation, {arch.name} architecture, {arch.resolution} px", rows, notes)
-    write_results(args.json, results)
-    return results
+    return publish(results, f"Generation, {arch.name} architecture, {arch.resolution} px", rows, notes, args.json)
 
 
 if __name__ == "__main__":

@@ -380,7 +380,14 @@ def print_table(title: str, rows: list[dict[str, Any]], notes: list[str]) -> str
     return text
 
 
-def write_results(path: Path | None, data: dict[str, Any]) -> None:
-    if path is not None:
-        write_json(path, json.loads(json.dumps(data, default=str)))
-        print(f"figures written to {path}")
+def publish(results: dict[str, Any], title: str, rows: list[dict[str, Any]], notes: list[str],
+            json_path: Path | None) -> dict[str, Any]:
+    """Print the table with its notes and the run's date, machine, torch and commit; keep it in `results` and
+    write `results` as JSON when asked."""
+    env = results["environment"]
+    notes = [*notes, f"{env['date']}, {env.get('gpu', env['cpu'])}, torch {env['torch']}, commit {env['commit']}"]
+    results["table"] = print_table(title, rows, notes)
+    if json_path is not None:
+        write_json(json_path, json.loads(json.dumps(results, default=str)))
+        print(f"figures written to {json_path}")
+    return results

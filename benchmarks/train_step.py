@@ -41,7 +41,7 @@ from benchmarks.harness import (
     memory_method,
     module_tensors,
     optimizer_tensors,
-    print_table,
+    publish,
     randomise_adapters,
     resolve_settings,
     run_side_by_side,
@@ -49,7 +49,6 @@ from benchmarks.harness import (
     tensor_bytes,
     timed,
     write_profile,
-    write_results,
 )
 from benchmarks.reference import ProcessorSwitch
 from dualanodiff.model.dual import DualAnoDiffModel, DualConfig
@@ -243,11 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"peak memory: {memory_method(device)}"]
     if args.compile:
         notes.append(f"compile: first compiled step took {compile_seconds:.1f} s")
-    env = results["environment"]
-    notes.append(f"{env['date']}, {env.get('gpu', env['cpu'])}, torch {env['torch']}, commit {env['commit']}")
-    results["table"] = print_table(f"Training step, {arch.name} architecture, {arch.resolution} px", rows, notes)
-    write_results(args.json, results)
-    return results
+    return publish(results, f"Training step, {arch.name} architecture, {arch.resolution} px", rows, notes, args.json)
 
 
 if __name__ == "__main__":
