@@ -166,6 +166,7 @@ class BackgroundBank:
         if not self.paths:
             raise UserError(f"{folder}: no background images; retrain with --bcm")
         self.masks_folder = masks_folder
+        self._loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def from_run(cls, run_dir: Path) -> BackgroundBank:
@@ -175,15 +176,22 @@ class BackgroundBank:
         block = index // max(every, 1)
         return self.paths[int(np.random.default_rng([seed, block]).integers(len(self.paths)))]
 
+    def _load(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A background (uint8 HxWx3) and where it is not object (bool HxW), read once per bank."""
+        if name not in self._loaded:
+            background = np.asarray(Image.open(self.paths[0].parent / f"{name}.png").convert("RGB"))
+            outside = ~(np.asarray(Image.open(self.masks_folder / f"{name}.png")) >= 128)
+            self._loaded[name] = background, outside
+        return self._loaded[name]
+
     def for_samples(self, indices: Sequence[int], seed: int, every: int) -> tuple[torch.Tensor, list[str]]:
-        chosen = [self.choose(index, seed, every) for index in indices]
-        pixels = to_pixels([np.asarray(Image.open(path).convert("RGB")) for path in chosen])
-        return pixels, [path.stem for path in chosen]
+        names = [self.choose(index, seed, every).stem for index in indices]
+        return to_pixels([self._load(name)[0] for name in names]), names
 
     def preservation(self, image: np.ndarray, name: str) -> float | None:
         """Background preservation: mean |generated - background| outside the object mask, 0..1 (lower: kept)."""
-        background = np.asarray(Image.open(self.paths[0].parent / f"{name}.png").convert("RGB"), np.float32)
-        outside = ~(np.asarray(Image.open(self.masks_folder / f"{name}.png")) >= 128)
+        background, outside = self._load(name)
         if background.shape[:2] != image.shape[:2] or not outside.any():
             return None
-        return float((np.abs(image.astype(np.float32) - background) / 255)[outside].mean())
+        difference = np.abs(image.astype(np.float32) - background.astype(np.float32)) / 255
+        return float(difference[outside].mean())
