@@ -11,7 +11,7 @@ from dualanodiff.model.base import load_base_model
 def _pretrain(root, **settings):
     normals = load_source(root).normal_train("washer")[:8]
     values = {"resolution": 32, "steps": 3, "batch_size": 2, "lr": 1e-3, "seed": 0, "prompt": "a vfx",
-              "flips": True, **settings}
+              "flip_horizontal": True, "flip_vertical": True, **settings}
     return pretrain.cached_tiny_base(normals, "washer", **values)
 
 

@@ -26,7 +26,7 @@ from dualanodiff.pretrain import pretrain_tiny_base
 
 DATA = {"seed": 0, "size": 256}
 SETTINGS = {"resolution": 64, "steps": 2000, "batch_size": 16, "lr": 5e-4, "seed": 0, "prompt": "a vfx",
-            "flips": True}
+            "flip_horizontal": True, "flip_vertical": True}
 
 
 def main() -> None:

@@ -59,13 +59,15 @@ class BaseDenoisingLoss(nn.Module):
 
 
 def pretrain_tiny_base(normal_images: list[Path], folder: Path, *, resolution: int, steps: int,
-                       batch_size: int, lr: float, seed: int, prompt: str, flips: bool) -> Path:
+                       batch_size: int, lr: float, seed: int, prompt: str, flip_horizontal: bool,
+                       flip_vertical: bool) -> Path:
     """Train a tiny base on `normal_images` into `folder` (resumable); returns the model folder."""
     if not normal_images:
         raise DataError("the tiny preset needs the object's normal training images to learn the object; none found")
     accelerator = make_accelerator("auto")
     base = build_tiny_base(resolution, seed)
-    latents = base.codec.encode(flip_variants(load_pixels(normal_images, resolution), flips, flips).flatten(0, 1))
+    pixels = flip_variants(load_pixels(normal_images, resolution), flip_horizontal, flip_vertical)
+    latents = base.codec.encode(pixels.flatten(0, 1))
     timesteps = base.scheduler_config["num_train_timesteps"]
     model = BaseDenoisingLoss(base, prompt).to(accelerator.device)
 
@@ -98,10 +100,12 @@ def _fingerprint(normal_images: list[Path], settings: dict[str, Any]) -> str:
 
 
 def cached_tiny_base(normal_images: list[Path], object_name: str, *, resolution: int, steps: int,
-                     batch_size: int, lr: float, seed: int, prompt: str, flips: bool) -> Path:
+                     batch_size: int, lr: float, seed: int, prompt: str, flip_horizontal: bool,
+                     flip_vertical: bool) -> Path:
     """The tiny base for these normal images and settings: from the cache, or pre-trained now and cached."""
     settings = {"resolution": resolution, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                "prompt": prompt, "flips": flips, "architecture": 2}
+                "prompt": prompt, "flip_horizontal": flip_horizontal, "flip_vertical": flip_vertical,
+                "architecture": 2}
     folder = cache_root() / "tiny-base" / f"{object_name}-{_fingerprint(normal_images, settings)}"
     if (folder / COMPLETE_MARK).is_file():
         print(f"using the cached tiny base {folder}")
@@ -109,6 +113,7 @@ def cached_tiny_base(normal_images: list[Path], object_name: str, *, resolution:
     print(f"pre-training the tiny base on {len(normal_images)} normal images of {object_name!r} "
           f"({steps} steps; cached in {folder} for later runs)")
     model_dir = pretrain_tiny_base(normal_images, folder, resolution=resolution, steps=steps,
-                                   batch_size=batch_size, lr=lr, seed=seed, prompt=prompt, flips=flips)
+                                   batch_size=batch_size, lr=lr, seed=seed, prompt=prompt,
+                                   flip_horizontal=flip_horizontal, flip_vertical=flip_vertical)
     write_json(folder / COMPLETE_MARK, {"object": object_name, "normal_images": len(normal_images), **settings})
     return model_dir

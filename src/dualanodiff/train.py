@@ -40,9 +40,9 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
         if not resume:
             raise UserError(f"{run_dir}: already holds a training run; pass --resume to continue it or choose "
                             "another --out")
-        previous, _ = read_run_config(run_dir)
-        if previous.to_dict() != config.to_dict():
-            changed = sorted(k for k, v in config.to_dict().items() if previous.to_dict().get(k) != v)
+        previous, current = read_run_config(run_dir)[0].to_dict(), config.to_dict()
+        changed = sorted(key for key, value in current.items() if previous.get(key) != value)
+        if changed:
             raise UserError(f"{run_dir}: --resume with other settings than the run was started with "
                             f"({', '.join(changed)})")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,8 @@ def _base_model(config: TrainConfig, source, run_dir: Path, accelerator: Acceler
                                      resolution=config.resolution, steps=config.base_steps,
                                      batch_size=config.base_batch_size, lr=config.base_lr, seed=config.seed,
                                      prompt=f"a {config.model.object_token}",
-                                     flips=config.flip_horizontal or config.flip_vertical)
+                                     flip_horizontal=config.flip_horizontal,
+                                     flip_vertical=config.flip_vertical)
     own_copy = run_dir / TINY_BASE_FOLDER
     if model_dir.resolve() != own_copy.resolve() and accelerator.is_main_process:
         shutil.rmtree(own_copy, ignore_errors=True)
