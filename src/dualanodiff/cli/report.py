@@ -1,4 +1,4 @@
-"""`dualanodiff report`: the HTML page for runs, generated sets and evaluations."""
+"""`dualanodiff report`: the HTML page for runs, generated sets, evaluations and sweeps."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def report(
     \b
     Shows each training run's settings, loss curve and contact sheet; each generated set's samples
     with mask overlays and per-sample figures; evaluation metrics with methods side by side (the best
-    value of each column in bold) and confusion matrices; and a sweep's results table. DIR is searched
-    a few levels deep; pictures the report draws go to report_files/ beside the page.
+    value of each column in bold) and confusion matrices; and a sweep's results table (read from its
+    results.csv). Every metric and every mask area, branch agreement and background preservation is
+    shown in percent. DIR is searched a few levels deep; pictures the report draws go to report_files/
+    beside the page.
 
     \b
     Example: dualanodiff report demo-out
