@@ -42,9 +42,10 @@ from benchmarks.harness import (
     timed,
     write_profile,
 )
-from dualanodiff.config import TrainConfig
-from dualanodiff.model.dual import DualAnoDiffModel, DualConfig
-from dualanodiff.pipeline import DualAnoDiffPipeline
+from dualanodiff.generate.pipeline import DualAnoDiffPipeline
+from dualanodiff.model.config import DualConfig
+from dualanodiff.model.dual import DualAnoDiffModel
+from dualanodiff.train import Run, TrainSettings
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -69,9 +70,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     processors = model.unet.attn_processors
     model.fuse_adapters()
     fused = {name: processor.fused for name, processor in processors.items()}
-    config = TrainConfig(data_root="-", object="benchmark", anomaly="random", resolution=arch.resolution,
-                         model=model.config)
-    pipe = DualAnoDiffPipeline(model, config, Path("."), scheduler="ddim")
+    run = Run(Path("."), TrainSettings(data_root="-", object="benchmark", anomaly="random",
+                                       resolution=arch.resolution, model=model.config))
+    pipe = DualAnoDiffPipeline(model, run, scheduler="ddim")
 
     def set_fused(on: bool):
         def activate() -> None:

@@ -14,7 +14,7 @@ from dualanodiff.baselines import (
 )
 from dualanodiff.data import load_rgb, load_source, make_split
 from dualanodiff.errors import UserError
-from dualanodiff.generated import GeneratedSet
+from dualanodiff.generate.generated_set import GeneratedSet
 from dualanodiff.io import read_json
 
 MTD = Path(os.environ.get("DUALANODIFF_MTD_ROOT", "/work/shared/datasets/mtd-sample"))
@@ -56,7 +56,8 @@ def test_meta_records_the_split_and_croppaste_pastes_only_training_anomalies(syn
     for method, generated in gens.items():
         meta = read_json(generated.root / "meta.json")
         assert (meta["method"], meta["object"], meta["anomaly"]) == (method, "washer", "rust")
-        assert meta["split"] == {"train": train_names, "test": [s.name for s in split.test], "train_count": None}
+        assert meta["split"]["train"] == train_names and meta["split"]["test"] == [s.name for s in split.test]
+        assert meta["split"]["train_count"] == len(train_names)  # what split.json calls train_count, too
         assert meta["num"] == 12 and len(meta["samples"]) == 12
     sources = {s.record["source_anomaly"] for s in gens["croppaste"].samples()}
     assert sources <= set(train_names) and len(sources) > 1

@@ -15,7 +15,8 @@ from benchmarks.harness import randomise_adapters
 from benchmarks.reference import ProcessorSwitch
 
 from dualanodiff.model.attention import per_stream_matmul
-from dualanodiff.model.dual import DualAnoDiffModel, DualConfig
+from dualanodiff.model.config import DualConfig
+from dualanodiff.model.dual import DualAnoDiffModel
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dualanodiff.generated import GeneratedSet
+from dualanodiff.generate.generated_set import GeneratedSet
 from dualanodiff.viz import (
     contact_sheet,
     contact_sheet_from_generated,

@@ -38,12 +38,18 @@ from scipy import ndimage
 from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
-from dualanodiff.data import DataSource, make_split
+from dualanodiff.data import (
+    DataSource,
+    load_anomalies,
+    load_images,
+    make_split,
+    resized_rgb,
+    split_record,
+    split_rule_text,
+)
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.imaging import resized_rgb
-from dualanodiff.evaluate.sets import load_anomalies, load_images
-from dualanodiff.generated import GeneratedSet
-from dualanodiff.objects import BorderColourSegmenter
+from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.masks.objects import BorderColourSegmenter
 
 DEFAULT_RESOLUTION = 256
 FEATHER_SIGMA = 1.0  # pixels of croppaste's soft edge
@@ -314,8 +320,7 @@ def generate_baseline(method: str, source: DataSource, object: str, anomaly: str
     settings = {"seed": seed, "resolution": resolution, "train_count": train_count, **_method_settings(method)}
     generated = GeneratedSet.create(
         out, method=method, object=object, anomaly=anomaly, settings=settings, data_root=str(source.root),
-        split={"train": [s.name for s in split.train], "test": [s.name for s in split.test],
-               "train_count": train_count})
+        split=split_record(split, object=object, anomaly=anomaly, rule_text=split_rule_text(train_count)))
     started = time.monotonic()
     todo = [index for index in range(num) if index not in generated.completed_indices()]
     if todo:

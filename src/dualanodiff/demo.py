@@ -19,12 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dualanodiff.config import TrainConfig
 from dualanodiff.data import write_synthetic
-from dualanodiff.generate import generate
+from dualanodiff.generate import GenerateSettings, generate
 from dualanodiff.io import read_json
-from dualanodiff.model.dual import DualConfig
-from dualanodiff.train import train
+from dualanodiff.model.config import DualConfig
+from dualanodiff.train import Run, TrainSettings, train
 from dualanodiff.viz import contact_sheet_from_generated
 
 SHIPPED_BASE = Path(__file__).parent / "assets" / "tiny-base-washer"
@@ -74,14 +73,15 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> DemoResul
     data_root = write_synthetic(out / "data", seed=settings.data_seed, size=settings.data_size)
     lap("synthetic data")
     base = shipped_base_for(settings.data_seed, settings.data_size)
-    config = TrainConfig(data_root=str(data_root), object=DEMO_OBJECT, anomaly=DEMO_ANOMALY, preset="tiny",
-                         base_model=str(base) if base else None, steps=settings.steps, seed=settings.seed,
-                         model=DualConfig(bcm=True))
+    train_settings = TrainSettings(data_root=str(data_root), object=DEMO_OBJECT, anomaly=DEMO_ANOMALY,
+                                   preset="tiny", base_model=str(base) if base else None, steps=settings.steps,
+                                   seed=settings.seed, model=DualConfig(bcm=True))
     run_dir = out / "run"
-    train(config, run_dir, resume=(run_dir / "config.json").exists())
+    run = train(train_settings, run_dir, resume=Run.is_run(run_dir))
     lap("training")
-    generated = generate(run_dir, out / "generated", num=settings.num, steps=settings.generation_steps,
-                         guidance=settings.guidance, batch_size=settings.num, seed=settings.seed)
+    generated = generate(run, out / "generated", GenerateSettings(
+        num=settings.num, steps=settings.generation_steps, guidance=settings.guidance, batch_size=settings.num,
+        seed=settings.seed))
     lap("generation")
     sheet = contact_sheet_from_generated(generated.root, out / "contact_sheet.png", max_rows=settings.num,
                                          title=f"DualAnoDiff demo: {DEMO_OBJECT} / {DEMO_ANOMALY} (tiny preset)")

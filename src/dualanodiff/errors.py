@@ -20,3 +20,9 @@ class ModelError(UserError):
 
 class JSONFileError(UserError, ValueError):
     """A JSON file that cannot be read as JSON (also a ValueError, as json's own errors are)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (a library's multi-line text), or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

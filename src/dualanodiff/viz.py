@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from dualanodiff.generated import GeneratedSet
+from dualanodiff.generate.generated_set import GeneratedSet
 from dualanodiff.io import atomic_write, save_image
 
 _BACKGROUND = (255, 255, 255)

@@ -8,14 +8,9 @@ from dualanodiff.baselines import generate_baseline
 from dualanodiff.data import load_source
 from dualanodiff.errors import UserError
 from dualanodiff.evaluate import localization
-from dualanodiff.evaluate.localization import (
-    METRIC_KEYS,
-    HeldOutImages,
-    LocalizationSettings,
-    anomaly_scores,
-    evaluate_localization,
-    score_test_set,
-)
+from dualanodiff.evaluate.localization import HeldOutImages, anomaly_scores, evaluate_localization, score_test_set
+from dualanodiff.evaluate.metrics import METRIC_KEYS
+from dualanodiff.evaluate.settings import LocalizationSettings
 from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
 from dualanodiff.io import read_json
 
@@ -112,7 +107,7 @@ def test_a_network_trained_on_croppaste_finds_real_held_out_rust(synthetic_root,
 ])
 def test_bad_settings_are_one_line_errors(settings, message):
     with pytest.raises(UserError, match=message):
-        LocalizationSettings(**settings).schedule  # noqa: B018
+        LocalizationSettings(**settings).validate()
 
 
 def test_vanishing_test_masks_are_reported(synthetic_root, washer_gens, tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from dualanodiff.model.bcm import BackgroundCompensation
-from dualanodiff.model.dual import DualAnoDiffModel, DualConfig
+from dualanodiff.model.config import DualConfig
+from dualanodiff.model.dual import DualAnoDiffModel
 
 
 def _model(base, **settings) -> DualAnoDiffModel:

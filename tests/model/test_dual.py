@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dualanodiff.errors import ModelError
-from dualanodiff.model.dual import DualAnoDiffModel, DualConfig
+from dualanodiff.model.config import DualConfig
+from dualanodiff.model.dual import DualAnoDiffModel
 
 
 def _inputs(model: DualAnoDiffModel, groups: int = 2, seed: int = 0):

@@ -9,6 +9,7 @@ import typer
 
 from dualanodiff.cli.app import app, evaluate_app
 from dualanodiff.data import load_source
+from dualanodiff.errors import UserError
 
 _DATA = typer.Option(..., "--data", metavar="ROOT", help="The real data set's folder (MVTec AD layout or --layout).")
 _LAYOUT = typer.Option(None, "--layout", metavar="FILE",
@@ -24,8 +25,14 @@ def _generated(first: list[Path], ctx: typer.Context) -> list[Path]:
     return [*first, *(Path(arg) for arg in ctx.args)]
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:5.1f}"
+def localization_settings(params: dict[str, Any]):  # -> LocalizationSettings (imported lazily)
+    """The LocalizationSettings of `evaluate localization`'s parameters (the sweep builds its own with this too)."""
+    from dataclasses import fields
+
+    from dualanodiff.evaluate.settings import LocalizationSettings
+
+    names = {field.name for field in fields(LocalizationSettings)}
+    return LocalizationSettings(**{name: value for name, value in params.items() if name in names}).validate()
 
 
 @app.command()
@@ -65,23 +72,24 @@ def baseline(
 
 
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
-    keys = ("pixel_auroc", "pixel_ap", "pixel_f1_max", "image_auroc", "image_ap", "image_f1_max")
-    header = f"{'':14}" + "".join(f"{key:>14}" for key in keys)
-    lines = [header]
+    from dualanodiff.evaluate.metrics import METRIC_KEYS, percent
+
+    lines = [f"{'':14}" + "".join(f"{key:>14}" for key in METRIC_KEYS)]
     rows = [("overall", metrics), *metrics["per_type"].items()]
     for name, figures in rows:
-        lines.append(f"{name:14}" + "".join(f"{_percent(figures[key]):>14}" for key in keys))
+        lines.append(f"{name:14}" + "".join(percent(figures[key], 14) for key in METRIC_KEYS))
     if metrics["seeds"] > 1:
-        lines.append(f"{'std (seeds)':14}" + "".join(f"{_percent(metrics['std'][key]):>14}" for key in keys))
+        lines.append(f"{'std (seeds)':14}" + "".join(percent(metrics["std"][key], 14) for key in METRIC_KEYS))
     return lines
 
 
 @evaluate_app.command(context_settings=_MANY)
 def localization(
     ctx: typer.Context,
-    data: Path = _DATA,
-    generated: list[Path] = typer.Option(..., "--generated", metavar="GEN_DIR...", help=_GENERATED_HELP),
-    out: Path = typer.Option(..., "--out", metavar="DIR", help="Folder for metrics.json and examples.png."),
+    data: Path | None = typer.Option(None, "--data", metavar="ROOT",
+                                     help="The real data set's folder (MVTec AD layout or --layout)."),
+    generated: list[Path] | None = typer.Option(None, "--generated", metavar="GEN_DIR...", help=_GENERATED_HELP),
+    out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Folder for metrics.json and examples.png."),
     layout: Path | None = _LAYOUT,
     object_: str | None = typer.Option(None, "--object", metavar="OBJ",
                                        help="The object (default: the GENs'); a GEN of another object is refused."),
@@ -92,6 +100,8 @@ def localization(
     base_width: int = typer.Option(64, "--base-width", metavar="W", help="U-Net base width (DRAEM: 64)."),
     learning_rate: float = typer.Option(1e-4, "--learning-rate", metavar="LR", help="Adam learning rate."),
     device: str | None = _DEVICE,
+    config: Path | None = typer.Option(None, "--config", metavar="CALL.json",
+                                       help="Run the evaluate_localization call stored in this file."),
 ) -> None:
     """Train DRAEM's U-Net on generated pairs + normal images; score it on held-out real anomalies.
 
@@ -105,16 +115,25 @@ def localization(
     \b
     Example: dualanodiff evaluate localization --data mvtec --generated gen/cp-* --seeds 3 --out eval/loc-cp
     """
-    from dualanodiff.evaluate.localization import LocalizationSettings, evaluate_localization
+    from dualanodiff.stages import StageCall, read_call, run_call
 
-    settings = LocalizationSettings(epochs=epochs, resolution=resolution, seeds=seeds, batch_size=batch_size,
-                                    base_width=base_width, learning_rate=learning_rate)
-    metrics = evaluate_localization(load_source(data, layout), _generated(generated, ctx), out, object=object_,
-                                    settings=settings, device=device)
+    if config is not None:
+        call = read_call(config, "evaluate_localization")
+    else:
+        absent = [name for name, value in (("--data", data), ("--generated", generated), ("--out", out))
+                  if value is None]
+        if absent:
+            raise UserError(f"evaluate localization: missing option(s) {', '.join(absent)} (or --config FILE)")
+        call = StageCall("evaluate_localization", {
+            "data": str(data), "layout": str(layout) if layout else None,
+            "generated": [str(path) for path in _generated(generated, ctx)], "out": str(out), "object": object_,
+            "device": device, "settings": localization_settings(locals()).to_dict()})
+    metrics = run_call(call)
     print(f"localization of {metrics['object']} with {', '.join(metrics['methods'])} "
-          f"({seeds} seed(s), {epochs} epochs, {resolution} px), percent:")
+          f"({metrics['seeds']} seed(s), {metrics['epochs']} epochs, {metrics['resolution']} px), percent:")
     for line in _metric_lines(metrics):
         print(line)
+    out = Path(call.arguments["out"])
     print(f"wrote {out / 'metrics.json'}")
 
 
@@ -150,15 +169,16 @@ def classification(
     Example: dualanodiff evaluate classification --data mvtec --generated gen/cp-* --out eval/cls-cp
     """
     from dualanodiff.evaluate.classification import ClassificationSettings, evaluate_classification
+    from dualanodiff.evaluate.metrics import percent
 
     settings = ClassificationSettings(epochs=epochs, resolution=resolution, batch_size=batch_size,
                                       learning_rate=learning_rate, seed=seed)
     metrics = evaluate_classification(load_source(data, layout), _generated(generated, ctx), out, object=object_,
                                       settings=settings, backbone_weights=backbone_weights, device=device)
     print(f"classification of {metrics['object']} with {', '.join(metrics['methods'])} "
-          f"(ResNet-18 {metrics['backbone']}): accuracy {_percent(metrics['accuracy'])}%")
+          f"(ResNet-18 {metrics['backbone']}): accuracy {percent(metrics['accuracy'])}%")
     for anomaly, accuracy in metrics["per_type"].items():
-        print(f"  {anomaly:14} {_percent(accuracy)}%")
+        print(f"  {anomaly:14} {percent(accuracy, 5)}%")
     print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}")
 
 

@@ -1,32 +1,36 @@
 """The data layer: data sets (MVTec AD or a custom layout), the few-shot split, image and mask loading, the
-training Dataset, and a built-in synthetic data set."""
+training examples, and a built-in synthetic data set."""
 
-from dualanodiff.data.images import IMAGE_SUFFIXES, load_mask, load_rgb
-from dualanodiff.data.layout import LAYOUT_FILE_NAME, read_layout
-from dualanodiff.data.pixels import load_pixels, resize_image, to_pixels, to_uint8
-from dualanodiff.data.source import AnomalySample, DataSource, load_source
-from dualanodiff.data.split import Split, make_split, read_split, split_rule_text, write_split
-from dualanodiff.data.synthetic import write_synthetic
-from dualanodiff.data.training_set import AnomalyTrainingSet
+from dualanodiff.lazy import lazy_exports
 
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "LAYOUT_FILE_NAME",
-    "AnomalySample",
-    "AnomalyTrainingSet",
-    "DataSource",
-    "Split",
-    "load_mask",
-    "load_pixels",
-    "load_rgb",
-    "load_source",
-    "make_split",
-    "read_layout",
-    "read_split",
-    "resize_image",
-    "split_rule_text",
-    "to_pixels",
-    "to_uint8",
-    "write_split",
-    "write_synthetic",
-]
+# Imported on first use: `dualanodiff data` checks a data set without importing torch.
+_EXPORTS = {
+    "load_anomalies": "dualanodiff.data.arrays",
+    "load_images": "dualanodiff.data.arrays",
+    "TrainingExamples": "dualanodiff.data.examples",
+    "load_training_examples": "dualanodiff.data.examples",
+    "IMAGE_SUFFIXES": "dualanodiff.data.images",
+    "binarise": "dualanodiff.data.images",
+    "load_mask": "dualanodiff.data.images",
+    "load_rgb": "dualanodiff.data.images",
+    "read_mask": "dualanodiff.data.images",
+    "LAYOUT_FILE_NAME": "dualanodiff.data.layout",
+    "read_layout": "dualanodiff.data.layout",
+    "load_pixels": "dualanodiff.data.pixels",
+    "resized_mask": "dualanodiff.data.pixels",
+    "resized_rgb": "dualanodiff.data.pixels",
+    "to_pixels": "dualanodiff.data.pixels",
+    "to_uint8": "dualanodiff.data.pixels",
+    "AnomalySample": "dualanodiff.data.samples",
+    "DataSource": "dualanodiff.data.source",
+    "load_source": "dualanodiff.data.source",
+    "Split": "dualanodiff.data.split",
+    "make_split": "dualanodiff.data.split",
+    "read_split": "dualanodiff.data.split",
+    "split_record": "dualanodiff.data.split",
+    "split_rule_text": "dualanodiff.data.split",
+    "write_split": "dualanodiff.data.split",
+    "write_synthetic": "dualanodiff.data.synthetic",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -63,9 +63,20 @@ def load_rgb(path: str | Path) -> Image.Image:
     return _to_8bit(_open_decoded(path)).convert("RGB")
 
 
+def binarise(mask: Image.Image | np.ndarray) -> np.ndarray:
+    """A bool HxW mask: True from 50 % grey up (`MASK_THRESHOLD`), the one rule for every mask read or resized."""
+    if isinstance(mask, Image.Image):
+        mask = mask.convert("L")
+    return np.asarray(mask) >= MASK_THRESHOLD
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Any mask file (an anomaly, object or generated mask) as a bool HxW array; it may be empty."""
+    return binarise(_to_8bit(_open_decoded(path)))
+
+
 def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The mask at `path` as a bool HxW array: True where the pixel is >= 128 of 255 (soft masks binarise at
-    50%).
+    """A data set's anomaly mask at `path` as a bool HxW array, binarised by `binarise` (soft masks at 50 %).
 
     `size` is the (width, height) of the mask's image, PIL's `Image.size`; a mask of another size is a
     `DataError`, and so is a mask that is empty after binarising (an anomaly sample whose anomaly is nowhere).
@@ -75,7 +86,7 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     if size is not None and mask_image.size != tuple(size):
         raise DataError(f"{path}: mask is {mask_image.width}x{mask_image.height} pixels but its image is "
                         f"{size[0]}x{size[1]}")
-    mask = np.asarray(mask_image.convert("L")) >= MASK_THRESHOLD
+    mask = binarise(mask_image)
     if not mask.any():
         raise DataError(f"{path}: mask is empty (no pixel >= {MASK_THRESHOLD} of 255)")
     return mask

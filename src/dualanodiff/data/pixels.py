@@ -9,12 +9,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dualanodiff.data.images import load_rgb
+from dualanodiff.data.images import binarise, load_rgb
 
 
-def resize_image(image: Image.Image, resolution: int) -> np.ndarray:
-    """A square uint8 HxWx3 array, resized with Lanczos (a non-square image is stretched, as training does)."""
-    return np.asarray(image.convert("RGB").resize((resolution, resolution), Image.Resampling.LANCZOS))
+def resized_rgb(image: Image.Image | np.ndarray, size: int,
+                resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
+    """A uint8 (size, size, 3) copy of an image (a non-square one is stretched, as training does). Bilinear with
+    antialiasing by default, so shrinking does not alias; training's images use Lanczos."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    image = image.convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), resample)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def resized_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A bool (size, size) copy of a mask; nearest neighbour keeps it binary."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == (size, size):
+        return mask.copy()
+    return binarise(Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST))
 
 
 def to_pixels(images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
@@ -31,4 +46,4 @@ def to_uint8(pixels: torch.Tensor) -> np.ndarray:
 
 def load_pixels(paths: Sequence[Path], resolution: int) -> torch.Tensor:
     """Image files as (N, 3, R, R) in [-1, 1]."""
-    return to_pixels([resize_image(load_rgb(path), resolution) for path in paths])
+    return to_pixels([resized_rgb(load_rgb(path), resolution, Image.Resampling.LANCZOS) for path in paths])

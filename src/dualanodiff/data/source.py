@@ -31,21 +31,9 @@ from tqdm import tqdm
 
 from dualanodiff.data.images import is_supported_image, load_mask, load_rgb, unsupported_type_problem
 from dualanodiff.data.layout import ANOMALY_PLACEHOLDER, LAYOUT_FILE_NAME, ROOT_PREFIX, Layout, read_layout
+from dualanodiff.data.samples import AnomalySample
 from dualanodiff.data.split import make_split
 from dualanodiff.errors import DataError
-
-
-@dataclass(frozen=True)
-class AnomalySample:
-    """One anomaly image and its mask."""
-
-    image_path: Path
-    mask_path: Path
-
-    @property
-    def name(self) -> str:
-        """The image's file name (what splits are sorted and recorded by)."""
-        return self.image_path.name
 
 
 @dataclass(frozen=True)

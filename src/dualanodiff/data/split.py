@@ -15,13 +15,11 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dualanodiff.data.samples import AnomalySample
 from dualanodiff.errors import DataError
 from dualanodiff.io import read_json, write_json
-
-if TYPE_CHECKING:
-    from dualanodiff.data.source import AnomalySample
 
 SPLIT_FORMAT = "dualanodiff-split/1"
 
@@ -58,13 +56,17 @@ def make_split(samples: list[AnomalySample], train_count: int | None = None) -> 
     return Split(train=ordered[:train_count], test=ordered[train_count:])
 
 
+def split_record(split: Split, *, object: str, anomaly: str, rule_text: str) -> dict[str, Any]:
+    """A split as JSON: file names on both sides, the object, the type, the rule, and `train_count`, the number of
+    training images (split.json and every GEN's meta.json hold this record)."""
+    return {"format": SPLIT_FORMAT, "object": object, "anomaly": anomaly, "rule": rule_text,
+            "train_count": len(split.train),
+            "train": [sample.name for sample in split.train], "test": [sample.name for sample in split.test]}
+
+
 def write_split(path: str | Path, split: Split, *, object: str, anomaly: str, rule_text: str) -> Path:
-    """Record a split as JSON (atomically): file names on both sides, the object, the type and the rule."""
-    return write_json(path, {
-        "format": SPLIT_FORMAT, "object": object, "anomaly": anomaly, "rule": rule_text,
-        "train_count": len(split.train),
-        "train": [sample.name for sample in split.train], "test": [sample.name for sample in split.test],
-    })
+    """Record a split as split.json (atomically)."""
+    return write_json(path, split_record(split, object=object, anomaly=anomaly, rule_text=rule_text))
 
 
 def read_split(path: str | Path) -> dict[str, Any]:

@@ -5,20 +5,19 @@
 - `localization`, `classification`, `quality`: the three evaluations, each writing OUT/metrics.json.
 """
 
-from dualanodiff.evaluate.classification import ClassificationSettings, evaluate_classification
-from dualanodiff.evaluate.localization import LocalizationSettings, evaluate_localization
-from dualanodiff.evaluate.metrics import MetricInputError, RankingMetrics, ranking_metrics
-from dualanodiff.evaluate.quality import QualityNetworks, evaluate_quality, pretrained_quality_networks
+from dualanodiff.lazy import lazy_exports
 
-__all__ = [
-    "ClassificationSettings",
-    "LocalizationSettings",
-    "MetricInputError",
-    "QualityNetworks",
-    "RankingMetrics",
-    "evaluate_classification",
-    "evaluate_localization",
-    "evaluate_quality",
-    "pretrained_quality_networks",
-    "ranking_metrics",
-]
+_EXPORTS = {
+    "ClassificationSettings": "dualanodiff.evaluate.classification",
+    "evaluate_classification": "dualanodiff.evaluate.classification",
+    "LocalizationSettings": "dualanodiff.evaluate.settings",
+    "evaluate_localization": "dualanodiff.evaluate.localization",
+    "MetricInputError": "dualanodiff.evaluate.metrics",
+    "RankingMetrics": "dualanodiff.evaluate.metrics",
+    "ranking_metrics": "dualanodiff.evaluate.metrics",
+    "QualityNetworks": "dualanodiff.evaluate.quality",
+    "evaluate_quality": "dualanodiff.evaluate.quality",
+    "pretrained_quality_networks": "dualanodiff.evaluate.quality",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from torch.nn import functional as F
 
-from dualanodiff.data import DataSource
+from dualanodiff.data import DataSource, load_images
+from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.imaging import resolve_device
 from dualanodiff.evaluate.networks import resnet18_classifier
-from dualanodiff.evaluate.sets import held_out, load_generated, load_images, open_generated_sets
+from dualanodiff.evaluate.sets import held_out, load_generated, open_generated_sets
 from dualanodiff.evaluate.training import Schedule, predict, train
 from dualanodiff.io import write_json
 

@@ -19,53 +19,27 @@ Protocol (SPEC section 5, without the released code's leak):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
-from dualanodiff.data import DataSource
+from dualanodiff.data import DataSource, load_anomalies, load_images
+from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.imaging import resolve_device
-from dualanodiff.evaluate.metrics import ranking_metrics
-from dualanodiff.evaluate.networks import SIZE_MULTIPLE, DiscriminativeUNet, focal_loss
-from dualanodiff.evaluate.sets import held_out, load_anomalies, load_generated, load_images, open_generated_sets
+from dualanodiff.evaluate.metrics import METRIC_KEYS, ranking_metrics
+from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
+from dualanodiff.evaluate.sets import HeldOut, held_out, load_generated, open_generated_sets
+from dualanodiff.evaluate.settings import LocalizationSettings
 from dualanodiff.evaluate.training import Schedule, predict, train
+from dualanodiff.generate.generated_set import GeneratedSet
 from dualanodiff.io import read_json, write_json
 
-METRIC_KEYS = ("pixel_auroc", "pixel_ap", "pixel_f1_max", "image_auroc", "image_ap", "image_f1_max")
 EXAMPLES_FILE = "examples.png"
-_DRAEM_FILTER = 21  # DRAEM's mean filter (pixels at 256 px) before taking an image's maximum
-
-
-@dataclass(frozen=True)
-class LocalizationSettings:
-    epochs: int = 20
-    resolution: int = 256
-    seeds: int = 1
-    batch_size: int = 8
-    base_width: int = 64
-    learning_rate: float = 1e-4
-
-    def __post_init__(self) -> None:
-        if self.resolution < SIZE_MULTIPLE or self.resolution % SIZE_MULTIPLE:
-            raise UserError(f"--resolution {self.resolution}: must be a positive multiple of {SIZE_MULTIPLE} "
-                            "(the U-Net halves it five times)")
-        if self.seeds < 1:
-            raise UserError(f"--seeds {self.seeds}: must be at least 1")
-        if self.base_width < 1:
-            raise UserError(f"--base-width {self.base_width}: must be at least 1")
-
-    @property
-    def schedule(self) -> Schedule:
-        return Schedule(self.epochs, self.batch_size, self.learning_rate)
-
-    @property
-    def filter_size(self) -> int:
-        return max(1, round(_DRAEM_FILTER * self.resolution / 256) // 2 * 2 + 1)
 
 
 @dataclass(frozen=True)
@@ -94,10 +68,8 @@ def score_test_set(maps: np.ndarray, test: HeldOutImages, filter_size: int) -> d
     image_labels = np.asarray([kind != "good" for kind in test.types])
 
     def figures(indices: np.ndarray) -> dict[str, float]:
-        pixel = ranking_metrics(maps[indices], test.masks[indices])
-        image = ranking_metrics(image_scores[indices], image_labels[indices])
-        return {"pixel_auroc": pixel.auroc, "pixel_ap": pixel.ap, "pixel_f1_max": pixel.f1_max,
-                "image_auroc": image.auroc, "image_ap": image.ap, "image_f1_max": image.f1_max}
+        return {**ranking_metrics(maps[indices], test.masks[indices]).as_dict("pixel_"),
+                **ranking_metrics(image_scores[indices], image_labels[indices]).as_dict("image_")}
 
     anomaly_types = sorted(set(test.types) - {"good"})
     return {**figures(test.members(None)),
@@ -128,26 +100,18 @@ def _save_examples(path: Path, test: HeldOutImages, maps: np.ndarray, title: str
     }, path, title=title)
 
 
-def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], out: str | Path, *,
-                          object: str | None = None, settings: LocalizationSettings | None = None,
-                          device: str | None = None) -> dict[str, Any]:
-    """Train `settings.seeds` segmentation networks on the GENs and score them on held-out real images; writes
-    OUT/metrics.json and OUT/examples.png and returns the metrics."""
-    settings = settings or LocalizationSettings()
-    schedule = settings.schedule
-    torch_device = resolve_device(device)
-    out = Path(out)
-    generated = open_generated_sets(gen_dirs, object)
-    object = generated[0].object
-    test_side = held_out(source, generated)
-    size = settings.resolution
-
+def _training_set(generated: list[GeneratedSet], source: DataSource, size: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                          dict[str, int]]:
+    """The generated pairs of every GEN plus the object's normal training images (all-zero masks)."""
     parts = [load_generated(g, size) for g in generated]
-    normal_train = source.normal_train(object)
-    normal_images = load_images(normal_train, size, "normal training images")
-    train_images = np.concatenate([images for images, _ in parts] + [normal_images])
-    train_masks = np.concatenate([masks for _, masks in parts] + [np.zeros((len(normal_images), size, size), bool)])
+    normal_images = load_images(source.normal_train(generated[0].object), size, "normal training images")
+    images = np.concatenate([images for images, _ in parts] + [normal_images])
+    masks = np.concatenate([masks for _, masks in parts] + [np.zeros((len(normal_images), size, size), bool)])
+    return images, masks, {"generated": int(sum(len(images) for images, _ in parts)), "normal": len(normal_images)}
 
+
+def _test_set(test_side: HeldOut, object: str, size: int) -> HeldOutImages:
+    """The held-out real anomalies of every type, then the normal test images."""
     anomaly_images, anomaly_masks, types, names = [], [], [], []
     for anomaly, samples in test_side.anomalies.items():
         images, masks = load_anomalies(samples, size, f"test {anomaly}")
@@ -157,28 +121,43 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
         names += [sample.name for sample in samples]
     good_images = load_images(test_side.normal, size, "test good")
     test = HeldOutImages(images=np.concatenate([*anomaly_images, good_images]),
-                   masks=np.concatenate([*anomaly_masks, np.zeros((len(good_images), size, size), bool)]),
-                   types=types + ["good"] * len(good_images), names=names + [p.name for p in test_side.normal])
+                         masks=np.concatenate([*anomaly_masks, np.zeros((len(good_images), size, size), bool)]),
+                         types=types + ["good"] * len(good_images), names=names + [p.name for p in test_side.normal])
     for anomaly in test_side.types:
         if not test.masks[np.asarray(test.types) == anomaly].any():
             raise UserError(f"{object}/{anomaly}: every test mask vanishes at {size} px; raise --resolution")
+    return test
+
+
+def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], out: str | Path, *,
+                          object: str | None = None, settings: LocalizationSettings | None = None,
+                          device: str | None = None) -> dict[str, Any]:
+    """Train `settings.seeds` segmentation networks on the GENs and score them on held-out real images; writes
+    OUT/metrics.json and OUT/examples.png and returns the metrics."""
+    settings = (settings or LocalizationSettings()).validate()
+    schedule = Schedule(settings.epochs, settings.batch_size, settings.learning_rate)
+    torch_device = resolve_device(device)
+    out = Path(out)
+    generated = open_generated_sets(gen_dirs, object)
+    object, size = generated[0].object, settings.resolution
+    test_side = held_out(source, generated)
+    train_images, train_masks, train_counts = _training_set(generated, source, size)
+    test = _test_set(test_side, object, size)
     test_images = {anomaly: [s.name for s in samples] for anomaly, samples in test_side.anomalies.items()}
     test_images["good"] = [path.name for path in test_side.normal]
-
     generated_info = [{"path": str(g.root), "method": g.method, "anomaly": g.anomaly,
                        "samples": len(g.completed_indices())} for g in generated]
     # What a finished seed must match to be reused on a re-run.
-    fingerprint = {"settings": asdict(settings), "generated": generated_info, "test_images": test_images,
-                   "normal_train": len(normal_train)}
+    fingerprint = {"settings": settings.to_dict(), "generated": generated_info, "test_images": test_images,
+                   "normal_train": train_counts["normal"]}
     per_seed = []
     maps, example_seed = None, 0
-    for seed in range(settings.seeds):
+    for seed in tqdm(range(settings.seeds), desc=f"localization {object}", unit="seed"):
         seed_file = out / "seeds" / f"seed_{seed}.json"
-        if seed_file.is_file():
-            saved = read_json(seed_file)
-            if saved.get("fingerprint") == fingerprint:
-                per_seed.append(saved["result"])
-                continue
+        saved = read_json(seed_file) if seed_file.is_file() else {}
+        if saved.get("fingerprint") == fingerprint:
+            per_seed.append(saved["result"])
+            continue
         model = DiscriminativeUNet(settings.base_width)
         losses = train(model, train_images, train_masks, focal_loss, schedule, seed=seed, device=torch_device,
                        normalize=False, description=f"U-Net seed {seed}")
@@ -188,25 +167,23 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
         write_json(seed_file, {"fingerprint": fingerprint, "result": result})
         per_seed.append(result)
         example_seed = seed
+    methods = sorted({g.method for g in generated})
     if maps is not None:
-        methods = ", ".join(sorted({g.method for g in generated}))
-        _save_examples(out / EXAMPLES_FILE, test, maps, f"{object}: U-Net trained on {methods} (seed {example_seed})")
-
+        _save_examples(out / EXAMPLES_FILE, test, maps,
+                       f"{object}: U-Net trained on {', '.join(methods)} (seed {example_seed})")
     means, stds = _mean_and_std(per_seed)
     per_type = {}
     for anomaly in test_side.types:
         per_type[anomaly], type_stds = _mean_and_std([result["per_type"][anomaly] for result in per_seed])
         per_type[anomaly]["std"] = type_stds
     metrics = {
-        "kind": "localization", "object": object, "methods": sorted({g.method for g in generated}),
+        "kind": "localization", "object": object, "methods": methods,
         "seeds": settings.seeds, "epochs": settings.epochs, "resolution": size, "base_width": settings.base_width,
         "generated": generated_info,
-        "settings": {**asdict(settings), "schedule": schedule.as_dict(), "image_score":
+        "settings": {**settings.to_dict(), "schedule": schedule.as_dict(), "image_score":
                      f"max of the anomaly map after a {settings.filter_size}-px mean filter",
                      "device": str(torch_device)},
-        **means, "std": stds, "per_type": per_type, "per_seed": per_seed,
-        "train_images": {"generated": int(sum(len(images) for images, _ in parts)),
-                         "normal": len(normal_images)},
+        **means, "std": stds, "per_type": per_type, "per_seed": per_seed, "train_images": train_counts,
         "test_images": test_images,
     }
     write_json(out / "metrics.json", metrics)

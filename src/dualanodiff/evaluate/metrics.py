@@ -8,7 +8,7 @@ sum_k (R_k - R_{k-1}) P_k over them (scikit-learn's step-wise definition, no int
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +27,19 @@ class RankingMetrics:
     f1_threshold: float  # the score at which F1 is largest (predict anomalous when score >= it)
 
     def as_dict(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}{key}": value for key, value in asdict(self).items()}
+        """AUROC, AP and F1-max under `prefix` (the keys of `LOCALIZATION_METRICS` with "pixel_" / "image_")."""
+        return {f"{prefix}{key}": getattr(self, key) for key in ("auroc", "ap", "f1_max")}
+
+
+# The localization and detection figures, in the paper's order, with their column titles.
+LOCALIZATION_METRICS = (("pixel_auroc", "pixel AUROC"), ("pixel_ap", "pixel AP"), ("pixel_f1_max", "pixel F1-max"),
+                        ("image_auroc", "image AUROC"), ("image_ap", "image AP"), ("image_f1_max", "image F1-max"))
+METRIC_KEYS = tuple(key for key, _ in LOCALIZATION_METRICS)
+
+
+def percent(value: float | None, width: int = 0) -> str:
+    """A 0..1 figure as percent with one decimal ("–" when missing), right-aligned to `width`."""
+    return f"{'–' if value is None else f'{100 * value:.1f}':>{width}}"
 
 
 def _threshold_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,12 +10,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from dualanodiff.errors import ModelError
+from dualanodiff.evaluate.settings import SIZE_MULTIPLE
 from dualanodiff.evaluate.weights import load_state_dict_file
 
 # DRAEM's discriminative encoder: six levels of (conv-BN-ReLU) x 2, widths 1, 2, 4, 8, 8, 8 times the base width,
 # five 2x poolings in between, so the input side must be a multiple of 32.
 _WIDTH_FACTORS = (1, 2, 4, 8, 8, 8)
-SIZE_MULTIPLE = 2 ** (len(_WIDTH_FACTORS) - 1)
+assert 2 ** (len(_WIDTH_FACTORS) - 1) == SIZE_MULTIPLE  # every level but the first halves the side
 
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:

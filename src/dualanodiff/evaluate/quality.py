@@ -33,10 +33,11 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm import tqdm
 
-from dualanodiff.data import DataSource
-from dualanodiff.errors import ModelError, UserError
-from dualanodiff.evaluate.imaging import batches, imagenet_normalize, resized_rgb, resolve_device, to_tensor
-from dualanodiff.evaluate.sets import load_generated, load_images, open_generated_sets, recorded_split
+from dualanodiff.data import DataSource, load_images, resized_rgb
+from dualanodiff.devices import resolve_device
+from dualanodiff.errors import ModelError, UserError, first_line
+from dualanodiff.evaluate.imaging import batches, imagenet_normalize, to_tensor
+from dualanodiff.evaluate.sets import load_generated, open_generated_sets, recorded_split
 from dualanodiff.evaluate.weights import find_weights, load_state_dict_file
 from dualanodiff.io import write_json
 
@@ -132,7 +133,7 @@ def _load_exactly(model: nn.Module, path: Path) -> None:
     try:
         model.load_state_dict(load_state_dict_file(path))
     except RuntimeError as error:
-        raise ModelError(f"{path}: does not fit {type(model).__name__} ({str(error).splitlines()[0]})") from None
+        raise ModelError(f"{path}: does not fit {type(model).__name__} ({first_line(error)})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

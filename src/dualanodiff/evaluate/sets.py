@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dualanodiff.data import AnomalySample, DataSource, Split, load_mask, load_rgb, make_split
+from dualanodiff.data import AnomalySample, DataSource, Split, make_split, resized_mask, resized_rgb
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.imaging import resized_mask, resized_rgb
-from dualanodiff.generated import GeneratedSet
+from dualanodiff.generate.generated_set import GeneratedSet
 
 
 def open_generated_sets(gen_dirs: Sequence[str | Path], object: str | None = None) -> list[GeneratedSet]:
@@ -103,32 +102,13 @@ def held_out(source: DataSource, generated: Sequence[GeneratedSet], *, need_norm
     return HeldOut(anomalies=anomalies, normal=normal)
 
 
-def load_images(paths: Sequence[Path], size: int, description: str) -> np.ndarray:
-    """uint8 (N, size, size, 3) images from files (any mode; grey becomes RGB)."""
-    images = np.zeros((len(paths), size, size, 3), np.uint8)
-    for index, path in enumerate(tqdm(paths, desc=description, leave=False, disable=None)):
-        images[index] = resized_rgb(load_rgb(path), size)
-    return images
-
-
-def load_anomalies(samples: Sequence[AnomalySample], size: int, description: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, size, size, 3) and bool masks (N, size, size) of real anomaly samples."""
-    images = np.zeros((len(samples), size, size, 3), np.uint8)
-    masks = np.zeros((len(samples), size, size), bool)
-    for index, sample in enumerate(tqdm(samples, desc=description, leave=False, disable=None)):
-        image = load_rgb(sample.image_path)
-        images[index] = resized_rgb(image, size)
-        masks[index] = resized_mask(load_mask(sample.mask_path, image.size), size)
-    return images, masks
-
-
 def load_generated(generated: GeneratedSet, size: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, size, size, 3) and bool masks (N, size, size) of a GEN folder's complete samples."""
     samples = generated.samples()
     images = np.zeros((len(samples), size, size, 3), np.uint8)
     masks = np.zeros((len(samples), size, size), bool)
     description = f"{generated.method}/{generated.anomaly}"
-    for index, sample in enumerate(tqdm(samples, desc=description, leave=False, disable=None)):
+    for index, sample in enumerate(tqdm(samples, desc=description, leave=False)):
         image, _, mask = sample.load()
         images[index] = resized_rgb(image, size)
         masks[index] = resized_mask(mask, size)

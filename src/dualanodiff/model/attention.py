@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
-from dualanodiff.model.bcm import BackgroundCompensation, BCMForm
+from dualanodiff.model.bcm import BackgroundCompensation
+from dualanodiff.model.config import BCMForm
 from dualanodiff.model.lora import BranchLoRA
 from dualanodiff.model.saim import SAIM
-
-GLOBAL_STREAM, ANOMALY_STREAM, BACKGROUND_STREAM = 0, 1, 2
+from dualanodiff.model.streams import ANOMALY, BACKGROUND, BRANCHES, GLOBAL
 
 
 class AttentionStore:
@@ -74,7 +74,7 @@ def per_stream_matmul(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 class DualContext:
     """What the processors need to know about one UNet call; passed as `cross_attention_kwargs={"dual": ...}`."""
 
-    num_streams: int = 2
+    num_streams: int = BRANCHES
     attention_store: AttentionStore | None = field(default=None)
 
 
@@ -119,10 +119,10 @@ class DualBranchAttnProcessor(nn.Module):
         return out.reshape(*x.shape[:2], -1)
 
     def _self_key_value_input(self, hidden_states: torch.Tensor, num_streams: int) -> torch.Tensor:
-        if self.bcm is None or num_streams <= BACKGROUND_STREAM:
+        if self.bcm is None or num_streams <= BACKGROUND:
             return hidden_states
         grouped = hidden_states.view(-1, num_streams, *hidden_states.shape[1:])
-        compensated = self.bcm(grouped[:, GLOBAL_STREAM], grouped[:, BACKGROUND_STREAM])
+        compensated = self.bcm(grouped[:, GLOBAL], grouped[:, BACKGROUND])
         return torch.cat([compensated[:, None], grouped[:, 1:]], dim=1).view_as(hidden_states)
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor,
@@ -154,7 +154,7 @@ class DualBranchAttnProcessor(nn.Module):
             attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
 
         if dual.attention_store is not None and encoder_hidden_states is not None:
-            anomaly_rows = slice(ANOMALY_STREAM, None, streams)
+            anomaly_rows = slice(ANOMALY, None, streams)
             scores = query[anomaly_rows] @ key[anomaly_rows].transpose(-1, -2) * attn.scale
             dual.attention_store.add(scores.softmax(dim=-1))
 

@@ -8,6 +8,7 @@ serves both. Weights load from safetensors only: a model folder is untrusted inp
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from dualanodiff.errors import ModelError
+from dualanodiff.errors import ModelError, first_line
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -156,7 +157,7 @@ def load_base_model(name_or_path: str | Path) -> BaseModel:
         try:
             return _load_components(str(path))
         except (OSError, ValueError) as error:
-            raise ModelError(f"{path}: cannot load the base model: {_first_line(error)}") from None
+            raise ModelError(f"{path}: cannot load the base model: {first_line(error)}") from None
     name = str(name_or_path)
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise ModelError(f"{name}: no such folder, and not a hub id of the form owner/model")
@@ -170,10 +171,12 @@ def load_base_model(name_or_path: str | Path) -> BaseModel:
     except OSError as error:
         text = str(error).lower()
         if "safetensors" in text and "connect" not in text:
-            raise ModelError(f"{name}: {_first_line(error)}") from None
+            raise ModelError(f"{name}: {first_line(error)}") from None
         raise ModelError(_hub_hint(name)) from None
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def move_frozen(modules: Iterable[nn.Module], device: torch.device | str, dtype: torch.dtype) -> None:
+    """Move frozen modules to `device`, casting only when the dtype changes (diffusers warns on any cast of a
+    UNet, even to the dtype it has)."""
+    for module in modules:
+        module.to(device, **({"dtype": dtype} if dtype != torch.float32 else {}))

@@ -12,19 +12,18 @@ The query is still computed from h. With gamma = 0 (or a = 0) the module is the 
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-BCMForm = Literal["additive", "gated"]
+from dualanodiff.model.config import BCM_FORMS, BCMForm
+
 _HIDDEN = 320  # the released code's MLP width
 
 
 class BackgroundCompensation(nn.Module):
     def __init__(self, channels: int, form: BCMForm = "additive"):
         super().__init__()
-        if form not in ("additive", "gated"):
+        if form not in BCM_FORMS:
             raise ValueError(f"unknown BCM form {form!r}; use 'additive' or 'gated'")
         self.form = form
         self.mlp = nn.Sequential(nn.Linear(channels, _HIDDEN), nn.Linear(_HIDDEN, channels))

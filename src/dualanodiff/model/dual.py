@@ -8,8 +8,7 @@ both branches share (peft).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,48 +19,12 @@ from torch import nn
 from dualanodiff.errors import ModelError
 from dualanodiff.model.attention import AttentionStore, DualContext, install_dual_processors
 from dualanodiff.model.base import BaseModel
-from dualanodiff.model.bcm import BCMForm
-
-
-@dataclass
-class DualConfig:
-    """Everything that shapes the trainable part; stored in a run's config.json under "model"."""
-
-    rank: int = 32
-    lora_alpha: float | None = None  # None: alpha = rank, i.e. scale 1
-    saim: bool = True
-    saim_init: Literal["zero", "default"] = "zero"  # "default": the released code's (non-zero) initialisation
-    text_encoder_lora: bool = True
-    bcm: bool = False
-    bcm_form: BCMForm = "additive"
-    object_token: str = "vfx"
-    anomaly_token: str = "sks"
-
-    @property
-    def global_prompt(self) -> str:
-        return f"a {self.object_token} with {self.anomaly_token}"
-
-    @property
-    def anomaly_prompt(self) -> str:
-        return self.anomaly_token
-
-    @property
-    def num_streams(self) -> int:
-        return 3 if self.bcm else 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DualConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"unknown model settings {unknown}; this run was made by another version")
-        return cls(**data)
-
+from dualanodiff.model.config import ADAPTER_WEIGHTS, DualConfig
+from dualanodiff.model.streams import BRANCHES
+from dualanodiff.weights import load_weights, save_weights, trainable_state_dict
 
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+ADAPTER_FORMAT = "dualanodiff-adapters/1"
 
 
 def diffusion_target(scheduler: DDPMScheduler, clean: torch.Tensor, noise: torch.Tensor,
@@ -103,7 +66,24 @@ class DualAnoDiffModel(nn.Module):
     # --- the trainable part -------------------------------------------------------------------------------------
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
         """LoRA, SAIM, BCM and text-encoder LoRA weights: what a run stores (never the frozen base)."""
-        return {name: param.detach() for name, param in self.named_parameters() if param.requires_grad}
+        return trainable_state_dict(self)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the adapters to `directory`/weights.safetensors (the settings travel in the caller's config)."""
+        return save_weights(Path(directory) / ADAPTER_WEIGHTS, self.adapter_state_dict(),
+                            metadata={"format": ADAPTER_FORMAT, "base_model": str(self.base_name)})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, base: BaseModel, config: DualConfig) -> DualAnoDiffModel:
+        """The model of `config` on `base`, with the adapters saved in `directory`."""
+        model = cls(base, config)
+        path = Path(directory) / ADAPTER_WEIGHTS
+        state = load_weights(path)  # its errors name the file
+        try:
+            model.load_adapter_state_dict(state)
+        except ModelError as error:
+            raise ModelError(f"{path}: {error}") from None
+        return model
 
     def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         own = dict(self.named_parameters())
@@ -169,5 +149,5 @@ class DualAnoDiffModel(nn.Module):
         target = diffusion_target(self.noise_scheduler, clean, noise, timesteps)
         prediction = self.predict(noisy, timesteps, self.text_embeddings(groups))
         error = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-        branch_losses = error.view(groups, streams)[:, :2].mean(dim=0)
+        branch_losses = error.view(groups, streams)[:, :BRANCHES].mean(dim=0)
         return branch_losses.sum(), branch_losses.detach()

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from dualanodiff.model.streams import BRANCHES
+
 
 class BranchLoRA(nn.Module):
     """Low-rank updates for one linear projection, one per branch (stream 0 = global, 1 = anomaly).
@@ -21,7 +23,7 @@ class BranchLoRA(nn.Module):
     Streams past `num_branches` (the BCM background stream) get no update: they see the frozen base model.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int, *, num_branches: int = 2,
+    def __init__(self, in_features: int, out_features: int, rank: int, *, num_branches: int = BRANCHES,
                  alpha: float | None = None):
         super().__init__()
         self.num_branches = num_branches

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_BRANCHES = 2  # global branch (stream 0) and anomaly branch (stream 1) of each sample group
+from dualanodiff.model.streams import BRANCHES
 
 
 class SAIM(nn.Module):
@@ -40,12 +40,12 @@ class SAIM(nn.Module):
         """`hidden_states`: ((b f), n, c) with f = num_streams; only the first two streams of a group interact."""
         batch_streams, tokens, channels = hidden_states.shape
         grouped = hidden_states.view(batch_streams // num_streams, num_streams, tokens, channels)
-        branches = grouped[:, :NUM_BRANCHES]
+        branches = grouped[:, :BRANCHES]
         # (b, f, n, c) -> (b n, f, c): each position is a sequence of one token per branch.
-        x = self.proj_in(self.norm(branches)).permute(0, 2, 1, 3).reshape(-1, NUM_BRANCHES, channels)
+        x = self.proj_in(self.norm(branches)).permute(0, 2, 1, 3).reshape(-1, BRANCHES, channels)
         x = F.scaled_dot_product_attention(self.to_q(x), self.to_k(x), self.to_v(x))
-        x = self.proj_out(x).view(-1, tokens, NUM_BRANCHES, channels).permute(0, 2, 1, 3)
-        if num_streams == NUM_BRANCHES:
+        x = self.proj_out(x).view(-1, tokens, BRANCHES, channels).permute(0, 2, 1, 3)
+        if num_streams == BRANCHES:
             return (grouped + x).view_as(hidden_states)
         # Extra streams (the BCM background) pass through unchanged.
-        return torch.cat([branches + x, grouped[:, NUM_BRANCHES:]], dim=1).view_as(hidden_states)
+        return torch.cat([branches + x, grouped[:, BRANCHES:]], dim=1).view_as(hidden_states)

@@ -8,21 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dualanodiff.config import TrainConfig
 from dualanodiff.errors import UserError
-from dualanodiff.model.dual import DualConfig
+from dualanodiff.model.config import DualConfig
 from dualanodiff.train import train
-
-
-def micro_config(data_root, base_dir, **settings) -> TrainConfig:
-    values = {"preset": "tiny", "steps": 4, "batch_size": 2, "rank": 4, "resolution": 32, "checkpoint_every": 2,
-              "seed": 7, **settings}
-    return TrainConfig(data_root=str(data_root), object="washer", anomaly="rust", base_model=str(base_dir),
-                       **values)
+from helpers import micro_settings
 
 
 def test_run_folder_is_complete_and_self_contained(synthetic_root, micro_base_dir, tmp_path):
-    run = train(micro_config(synthetic_root, micro_base_dir), tmp_path / "run")
+    run = train(micro_settings(synthetic_root, micro_base_dir), tmp_path / "run").root
     config = json.loads((run / "config.json").read_text())
     assert config["steps"] == 4 and config["model"]["rank"] == 4 and config["base_model_path"] == "base"
     assert config["flip_horizontal"] and config["flip_vertical"]
@@ -38,9 +31,9 @@ def test_run_folder_is_complete_and_self_contained(synthetic_root, micro_base_di
 
 
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(synthetic_root, micro_base_dir, tmp_path):
-    config = micro_config(synthetic_root, micro_base_dir)
-    straight = train(config, tmp_path / "straight")
-    interrupted = train(config, tmp_path / "interrupted")
+    config = micro_settings(synthetic_root, micro_base_dir)
+    straight = train(config, tmp_path / "straight").root
+    interrupted = train(config, tmp_path / "interrupted").root
     # Make the second run look killed between step 2 and step 4: its last checkpoint and weights never written.
     shutil.rmtree(interrupted / "checkpoints" / "step-000004")
     (interrupted / "weights.safetensors").unlink()
@@ -52,17 +45,18 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(synthetic_root,
 
 
 def test_existing_runs_are_protected(synthetic_root, micro_base_dir, tmp_path):
-    config = micro_config(synthetic_root, micro_base_dir, steps=1, checkpoint_every=1)
+    config = micro_settings(synthetic_root, micro_base_dir, steps=1, checkpoint_every=1)
     train(config, tmp_path / "run")
     with pytest.raises(UserError, match="pass --resume"):
         train(config, tmp_path / "run")
     with pytest.raises(UserError, match="other settings"):
-        train(micro_config(synthetic_root, micro_base_dir, steps=1, checkpoint_every=1, lr=0.5),
+        train(micro_settings(synthetic_root, micro_base_dir, steps=1, checkpoint_every=1, lr=0.5),
               tmp_path / "run", resume=True)
 
 
 def test_bcm_run_stores_object_masks_and_backgrounds(synthetic_root, micro_base_dir, tmp_path):
-    run = train(micro_config(synthetic_root, micro_base_dir, steps=1, model=DualConfig(bcm=True)), tmp_path / "r")
+    run = train(micro_settings(synthetic_root, micro_base_dir, steps=1, model=DualConfig(bcm=True)),
+                tmp_path / "r").root
     assert len(list((run / "object_masks" / "anomaly").glob("*.png"))) == 4  # the training images
     assert len(list((run / "object_masks" / "normal").glob("*.png"))) == 60
     assert len(list((run / "backgrounds").glob("*.png"))) == 60
@@ -71,6 +65,6 @@ def test_bcm_run_stores_object_masks_and_backgrounds(synthetic_root, micro_base_
 
 def test_invalid_settings_are_one_line_errors(synthetic_root, micro_base_dir, tmp_path):
     with pytest.raises(UserError, match="--steps must be at least 1"):
-        train(micro_config(synthetic_root, micro_base_dir, steps=0), tmp_path / "a")
-    with pytest.raises(UserError, match="unknown preset"):
-        train(micro_config(synthetic_root, micro_base_dir, preset="huge"), tmp_path / "b")
+        train(micro_settings(synthetic_root, micro_base_dir, steps=0), tmp_path / "a")
+    with pytest.raises(UserError, match="--preset must be one of"):
+        train(micro_settings(synthetic_root, micro_base_dir, preset="huge"), tmp_path / "b")

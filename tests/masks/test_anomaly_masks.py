@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dualanodiff.errors import UserError
-from dualanodiff.masks import (
+from dualanodiff.masks.anomaly import (
     AttentionSegmenter,
     Segmenter,
     ThresholdSegmenter,
@@ -93,11 +93,11 @@ def make_everything_segmenter():
 
 def test_plugged_in_segmenters(monkeypatch):
     monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
-    segmenter = load_segmenter("test_masks:make_everything_segmenter")
+    segmenter = load_segmenter("test_anomaly_masks:make_everything_segmenter")
     assert isinstance(segmenter, Segmenter) and segmenter(*_sample()[:2], None).all()
     with pytest.raises(UserError, match="unknown mask method"):
         load_segmenter("magic")
     with pytest.raises(UserError, match="cannot load it"):
         load_segmenter("no_such_module:factory")
     with pytest.raises(UserError, match="must return"):
-        load_segmenter("test_masks:_sample")
+        load_segmenter("test_anomaly_masks:_sample")

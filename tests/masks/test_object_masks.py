@@ -6,7 +6,7 @@ from PIL import Image
 
 from dualanodiff.data import load_source
 from dualanodiff.errors import DataError
-from dualanodiff.objects import BackgroundBank, BorderColourSegmenter, FolderMasks, remove_object
+from dualanodiff.masks.objects import BorderColourSegmenter, FolderMasks, remove_object
 
 
 def _normals(root, count=12):
@@ -48,18 +48,3 @@ def test_folder_masks_mirror_the_data_set(tmp_path):
         masks.mask_for(object_root / "test" / "rust" / "001.png", 4)
     with pytest.raises(DataError, match="not found"):
         FolderMasks(tmp_path / "nowhere", object_root)
-
-
-def test_background_bank_switches_every_k_samples(tmp_path):
-    for name in ("a", "b", "c"):
-        (tmp_path / "backgrounds").mkdir(exist_ok=True)
-        (tmp_path / "object_masks" / "normal").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(tmp_path / "backgrounds" / f"{name}.png")
-        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "object_masks" / "normal" / f"{name}.png")
-    bank = BackgroundBank.from_run(tmp_path)
-    chosen = [bank.choose(i, seed=0, every=5) for i in range(20)]
-    assert all(chosen[i] == chosen[i - i % 5] for i in range(20))
-    pixels, names = bank.for_samples([0, 7], seed=0, every=5)
-    assert pixels.shape == (2, 3, 8, 8) and names == [chosen[0].stem, chosen[7].stem]
-    assert bank.preservation(np.full((8, 8, 3), 50, np.uint8), "a") == 0.0
-    assert bank.preservation(np.full((8, 8, 3), 101, np.uint8), "a") == pytest.approx(51 / 255)

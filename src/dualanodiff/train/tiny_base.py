@@ -26,11 +26,15 @@ from dualanodiff.io import write_json
 from dualanodiff.model.base import BaseModel
 from dualanodiff.model.dual import diffusion_target
 from dualanodiff.model.tiny import build_tiny_base
-from dualanodiff.training import fit, flip_variants, make_accelerator
+from dualanodiff.train.loop import fit, flip_variants, make_accelerator
+from dualanodiff.train.run import CHECKPOINTS_FOLDER
+from dualanodiff.train.settings import TinyBaseSettings
 
 UNCONDITIONAL_RATE = 0.1  # prompts dropped to "" so that classifier-free guidance has an unconditional model
 EMA_DECAY = 0.999
 COMPLETE_MARK = "base.json"
+MODEL_FOLDER = "model"
+ARCHITECTURE_VERSION = 2  # part of the cache key: a change to model/tiny.py invalidates cached bases
 
 
 def cache_root() -> Path:
@@ -58,18 +62,19 @@ class BaseDenoisingLoss(nn.Module):
         return loss, loss.detach()[None]
 
 
-def pretrain_tiny_base(normal_images: list[Path], folder: Path, *, resolution: int, steps: int,
-                       batch_size: int, lr: float, seed: int, prompt: str, flip_horizontal: bool,
-                       flip_vertical: bool) -> Path:
+def pretrain_tiny_base(normal_images: list[Path], folder: Path, settings: TinyBaseSettings) -> Path:
     """Train a tiny base on `normal_images` into `folder` (resumable); returns the model folder."""
     if not normal_images:
         raise DataError("the tiny preset needs the object's normal training images to learn the object; none found")
+    settings.validate()
     accelerator = make_accelerator("auto")
-    base = build_tiny_base(resolution, seed)
-    pixels = flip_variants(load_pixels(normal_images, resolution), flip_horizontal, flip_vertical)
+    base = build_tiny_base(settings.resolution, settings.seed)
+    pixels = flip_variants(load_pixels(normal_images, settings.resolution), settings.flip_horizontal,
+                           settings.flip_vertical)
     latents = base.codec.encode(pixels.flatten(0, 1))
     timesteps = base.scheduler_config["num_train_timesteps"]
-    model = BaseDenoisingLoss(base, prompt).to(accelerator.device)
+    model = BaseDenoisingLoss(base, settings.prompt).to(accelerator.device)
+    batch_size = settings.batch_size
 
     def draw_batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         index = torch.randint(len(latents), (batch_size,), generator=generator)
@@ -79,14 +84,14 @@ def pretrain_tiny_base(normal_images: list[Path], folder: Path, *, resolution: i
         unconditional = torch.rand(batch_size, generator=generator) < UNCONDITIONAL_RATE
         return tuple(x.to(accelerator.device) for x in (clean, noise, steps_drawn, unconditional))
 
-    _, ema = fit(accelerator, model, draw_batch, run_dir=folder, steps=steps, lr=lr, seed=seed,
-                 checkpoint_every=max(steps // 10, 1), keep_checkpoints=1, loss_columns=(),
-                 title="pre-training the tiny base", ema_decay=EMA_DECAY)
+    _, ema = fit(accelerator, model, draw_batch, run_dir=folder, steps=settings.steps, lr=settings.lr,
+                 seed=settings.seed, checkpoint_every=max(settings.steps // 10, 1), keep_checkpoints=1,
+                 loss_columns=(), title="pre-training the tiny base", ema_decay=EMA_DECAY)
     ema.copy_to(param for param in model.parameters() if param.requires_grad)
-    model_dir = folder / "model"
+    model_dir = folder / MODEL_FOLDER
     if accelerator.is_main_process:  # under `accelerate launch` every process trained the same weights
         base.save_pretrained(model_dir)
-        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        shutil.rmtree(folder / CHECKPOINTS_FOLDER, ignore_errors=True)
     accelerator.wait_for_everyone()
     return model_dir
 
@@ -99,21 +104,15 @@ def _fingerprint(normal_images: list[Path], settings: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_tiny_base(normal_images: list[Path], object_name: str, *, resolution: int, steps: int,
-                     batch_size: int, lr: float, seed: int, prompt: str, flip_horizontal: bool,
-                     flip_vertical: bool) -> Path:
+def cached_tiny_base(normal_images: list[Path], object_name: str, settings: TinyBaseSettings) -> Path:
     """The tiny base for these normal images and settings: from the cache, or pre-trained now and cached."""
-    settings = {"resolution": resolution, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                "prompt": prompt, "flip_horizontal": flip_horizontal, "flip_vertical": flip_vertical,
-                "architecture": 2}
-    folder = cache_root() / "tiny-base" / f"{object_name}-{_fingerprint(normal_images, settings)}"
+    key = {**settings.to_dict(), "architecture": ARCHITECTURE_VERSION}
+    folder = cache_root() / "tiny-base" / f"{object_name}-{_fingerprint(normal_images, key)}"
     if (folder / COMPLETE_MARK).is_file():
         print(f"using the cached tiny base {folder}")
-        return folder / "model"
+        return folder / MODEL_FOLDER
     print(f"pre-training the tiny base on {len(normal_images)} normal images of {object_name!r} "
-          f"({steps} steps; cached in {folder} for later runs)")
-    model_dir = pretrain_tiny_base(normal_images, folder, resolution=resolution, steps=steps,
-                                   batch_size=batch_size, lr=lr, seed=seed, prompt=prompt,
-                                   flip_horizontal=flip_horizontal, flip_vertical=flip_vertical)
-    write_json(folder / COMPLETE_MARK, {"object": object_name, "normal_images": len(normal_images), **settings})
+          f"({settings.steps} steps; cached in {folder} for later runs)")
+    model_dir = pretrain_tiny_base(normal_images, folder, settings)
+    write_json(folder / COMPLETE_MARK, {"object": object_name, "normal_images": len(normal_images), **key})
     return model_dir

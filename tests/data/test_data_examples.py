@@ -1,10 +1,10 @@
-"""AnomalyTrainingSet: tensors, value ranges, the anomaly part, and flips applied alike to all three."""
+"""The training examples: tensors, value ranges, the anomaly part, resizing, refusals."""
 
 import numpy as np
 import pytest
 import torch
 
-from dualanodiff.data import AnomalySample, AnomalyTrainingSet, load_source
+from dualanodiff.data import AnomalySample, load_source, load_training_examples
 from dualanodiff.errors import DataError
 from dualanodiff.io import save_image
 
@@ -15,10 +15,9 @@ def rust_samples(synthetic_root):
 
 
 def test_items_are_float_tensors_in_range(rust_samples):
-    dataset = AnomalyTrainingSet(rust_samples, 32)
-    assert len(dataset) == 3
-    item = dataset[1]
-    assert set(item) == {"image", "mask", "anomaly_part"}
+    examples = load_training_examples(rust_samples, 32)
+    assert len(examples) == 3
+    item = {"image": examples.images[1], "mask": examples.masks[1], "anomaly_part": examples.parts[1]}
     assert item["image"].shape == (3, 32, 32) and item["anomaly_part"].shape == (3, 32, 32)
     assert item["mask"].shape == (1, 32, 32)
     assert all(value.dtype == torch.float32 for value in item.values())
@@ -39,37 +38,9 @@ def test_resizing_filters(tmp_path):
     mask[:16] = 255
     sample = AnomalySample(save_image(tmp_path / "i.png", np.stack([image] * 3, -1)),
                            save_image(tmp_path / "m.png", mask))
-    item = AnomalyTrainingSet([sample], 2)[0]
-    assert item["image"].abs().max() < 0.5
-    assert item["mask"][0].tolist() == [[1.0, 1.0], [0.0, 0.0]]
-
-
-def test_flips_are_the_same_for_image_mask_and_part(rust_samples):
-    plain = AnomalyTrainingSet(rust_samples, 16)[0]
-    dataset = AnomalyTrainingSet(rust_samples, 16, flip_horizontal=True, flip_vertical=True)
-    torch.manual_seed(0)
-    seen = set()
-    for _ in range(40):
-        item = dataset[0]
-        for dims in ([], [-1], [-2], [-1, -2]):
-            expected = {key: value.flip(dims) if dims else value for key, value in plain.items()}
-            if torch.equal(item["image"], expected["image"]):
-                assert torch.equal(item["mask"], expected["mask"])
-                assert torch.equal(item["anomaly_part"], expected["anomaly_part"])
-                seen.add(tuple(dims))
-                break
-        else:
-            pytest.fail("an item matched no flip of the original")
-    assert seen == {(), (-1,), (-2,), (-1, -2)}
-    torch.manual_seed(0)
-    repeat = [dataset[0]["image"] for _ in range(5)]
-    torch.manual_seed(0)
-    assert all(torch.equal(a, dataset[0]["image"]) for a in repeat)
-
-
-def test_no_flip_unless_asked(rust_samples):
-    dataset = AnomalyTrainingSet(rust_samples, 16)
-    assert all(torch.equal(dataset[0]["image"], dataset[0]["image"]) for _ in range(5))
+    examples = load_training_examples([sample], 2)
+    assert examples.images[0].abs().max() < 0.5
+    assert examples.masks[0, 0].tolist() == [[1.0, 1.0], [0.0, 0.0]]
 
 
 def test_grayscale_images_become_three_equal_channels(tmp_path):
@@ -77,7 +48,7 @@ def test_grayscale_images_become_three_equal_channels(tmp_path):
     mask = np.zeros((20, 24), np.uint8)
     mask[5:15, 5:15] = 255
     sample = AnomalySample(save_image(tmp_path / "g.png", grey), save_image(tmp_path / "m.png", mask))
-    image = AnomalyTrainingSet([sample], 8)[0]["image"]
+    image = load_training_examples([sample], 8).images[0]
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
 
 
@@ -87,13 +58,13 @@ def test_a_mask_that_vanishes_when_resized_is_refused(tmp_path):
     sample = AnomalySample(save_image(tmp_path / "i.png", np.zeros((64, 64, 3), np.uint8)),
                            save_image(tmp_path / "m.png", mask))
     with pytest.raises(DataError, match=r"m\.png: the anomaly vanishes when the mask is resized to 8x8"):
-        AnomalyTrainingSet([sample], 8)
+        load_training_examples([sample], 8)
 
 
 def test_bad_samples_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="too few images to train"):
-        AnomalyTrainingSet([], 64)
+        load_training_examples([], 64)
     sample = AnomalySample(save_image(tmp_path / "i.png", np.zeros((8, 8, 3), np.uint8)),
                            save_image(tmp_path / "m.png", np.full((8, 9), 255, np.uint8)))
     with pytest.raises(DataError, match="mask is 9x8 pixels but its image is 8x8"):
-        AnomalyTrainingSet([sample], 4)
+        load_training_examples([sample], 4)

@@ -3,7 +3,7 @@
 Layout (shared by `generate` and every `baseline`, read by `evaluate`, `report` and `sweep`):
 
     GEN/image/NNNN.png     the anomaly image I
-    GEN/fg/NNNN.png        the anomaly part I_a (black outside the anomaly)
+    GEN/fg/NNNN.png        the anomaly part I_a (black outside the anomaly; `anomaly_part` in the API)
     GEN/mask/NNNN.png      the binary anomaly mask (0 / 255)
     GEN/samples/NNNN.json  the sample's record (seed, figures); written last, so it marks the sample complete
     GEN/meta.json          method, object, anomaly type, settings, and all records once the job is finished
@@ -15,35 +15,33 @@ with the same settings makes only the missing ones.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from dualanodiff.data.images import load_rgb, read_mask
 from dualanodiff.errors import UserError
 from dualanodiff.io import read_json, save_image, write_json
 
 FORMAT = "dualanodiff-generated/1"
-_KINDS = ("image", "fg", "mask")
+IMAGE_FOLDER, ANOMALY_PART_FOLDER, MASK_FOLDER, RECORD_FOLDER = "image", "fg", "mask", "samples"
+_KINDS = (IMAGE_FOLDER, ANOMALY_PART_FOLDER, MASK_FOLDER)
 
 
 @dataclass(frozen=True)
 class GeneratedSample:
     index: int
     image_path: Path
-    part_path: Path
+    anomaly_part_path: Path
     mask_path: Path
     record: dict[str, Any]
 
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image HxWx3 uint8, anomaly part HxWx3 uint8, mask HxW bool)."""
-        image = np.asarray(Image.open(self.image_path).convert("RGB"))
-        part = np.asarray(Image.open(self.part_path).convert("RGB"))
-        mask = np.asarray(Image.open(self.mask_path).convert("L")) >= 128
-        return image, part, mask
+        return (np.asarray(load_rgb(self.image_path)), np.asarray(load_rgb(self.anomaly_part_path)),
+                read_mask(self.mask_path))
 
 
 class GeneratedSet:
@@ -103,7 +101,7 @@ class GeneratedSet:
         return self.root / kind / f"{index:04d}{suffix}"
 
     def completed_indices(self) -> set[int]:
-        folder = self.root / "samples"
+        folder = self.root / RECORD_FOLDER
         if not folder.is_dir():
             return set()
         return {int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()}
@@ -111,15 +109,15 @@ class GeneratedSet:
     def write_sample(self, index: int, image: np.ndarray, part: np.ndarray, mask: np.ndarray,
                      record: dict[str, Any]) -> None:
         """Write one triplet; the record goes last so an interrupted write never counts as complete."""
-        save_image(self._path("image", index), image)
-        save_image(self._path("fg", index), part)
-        save_image(self._path("mask", index), (np.asarray(mask) > 0).astype(np.uint8) * 255)
-        write_json(self._path("samples", index, ".json"), {"index": index, **record})
+        save_image(self._path(IMAGE_FOLDER, index), image)
+        save_image(self._path(ANOMALY_PART_FOLDER, index), part)
+        save_image(self._path(MASK_FOLDER, index), (np.asarray(mask) > 0).astype(np.uint8) * 255)
+        write_json(self._path(RECORD_FOLDER, index, ".json"), {"index": index, **record})
 
     def samples(self) -> list[GeneratedSample]:
         """The complete samples, in index order."""
-        return [GeneratedSample(i, self._path("image", i), self._path("fg", i), self._path("mask", i),
-                                read_json(self._path("samples", i, ".json")))
+        return [GeneratedSample(i, self._path(IMAGE_FOLDER, i), self._path(ANOMALY_PART_FOLDER, i),
+                                self._path(MASK_FOLDER, i), read_json(self._path(RECORD_FOLDER, i, ".json")))
                 for i in sorted(self.completed_indices())]
 
     def finalize(self, summary: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +138,3 @@ class GeneratedSet:
             shutil.copyfile(sample.image_path, images / f"{sample.index:04d}.png")
             shutil.copyfile(sample.mask_path, masks / f"{sample.index:04d}_mask.png")
         return object_root
-
-
-def open_generated(roots: Iterable[str | Path]) -> list[GeneratedSet]:
-    return [GeneratedSet.open(root) for root in roots]

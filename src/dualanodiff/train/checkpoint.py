@@ -14,33 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from dualanodiff.errors import ModelError
 from dualanodiff.io import atomic_write
+from dualanodiff.train.run import CHECKPOINTS_FOLDER, LOSS_CSV, LOSS_PNG
 from dualanodiff.viz import plot_loss_curve
+from dualanodiff.weights import load_weights, save_weights
 
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.pt"
 
 
-def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
-    cpu = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise ModelError(f"{path}: weights file not found")
-    try:
-        return load_file(str(path))
-    except Exception as error:  # safetensors raises its own error types for a damaged file
-        raise ModelError(f"{path}: not a readable safetensors file ({error})") from None
-
-
 def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any],
                     keep: int) -> Path:
-    folder = run_dir / "checkpoints" / f"step-{step:06d}"
+    folder = run_dir / CHECKPOINTS_FOLDER / f"step-{step:06d}"
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(folder / WEIGHTS_FILE, tensors)
 
@@ -54,7 +41,7 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], 
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
-    folder = run_dir / "checkpoints"
+    folder = run_dir / CHECKPOINTS_FOLDER
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("step-*") if (p / STATE_FILE).is_file() and (p / WEIGHTS_FILE).is_file())
@@ -83,7 +70,7 @@ class LossLog:
         writer = csv.writer(buffer)
         writer.writerow(["step", *self.columns])
         writer.writerows(self.rows)
-        atomic_write(folder / "loss.csv", lambda tmp: tmp.write_text(buffer.getvalue()))
+        atomic_write(folder / LOSS_CSV, lambda tmp: tmp.write_text(buffer.getvalue()))
         if self.rows:
-            plot_loss_curve([row[0] for row in self.rows], [row[1] for row in self.rows], folder / "loss.png",
+            plot_loss_curve([row[0] for row in self.rows], [row[1] for row in self.rows], folder / LOSS_PNG,
                             title=title)

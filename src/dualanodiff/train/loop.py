@@ -18,8 +18,10 @@ from diffusers.training_utils import EMAModel
 from torch import nn
 from tqdm.auto import tqdm
 
-from dualanodiff.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
 from dualanodiff.errors import UserError
+from dualanodiff.train.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
+from dualanodiff.train.settings import LR_SCHEDULES
+from dualanodiff.weights import trainable_state_dict
 
 GRADIENT_CLIP = 1.0
 
@@ -52,7 +54,6 @@ def flip_variants(pixels: torch.Tensor, horizontal: bool, vertical: bool) -> tor
     return torch.stack(variants, dim=1)
 
 
-LR_SCHEDULES = ("constant", "cosine")
 WARMUP_FRACTION = 0.05
 
 
@@ -68,10 +69,6 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: param.detach() for name, param in model.named_parameters() if param.requires_grad}
 
 
 def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.Generator], tuple], *,
@@ -144,6 +141,6 @@ def _checkpoint(accelerator: Accelerator, model: nn.Module, optimizer: torch.opt
         state = {"optimizer": optimizer.state_dict(), "generators": list(generators), "loss": log.rows}
         if ema is not None:
             state["ema"] = ema.state_dict()
-        save_checkpoint(run_dir, step, trainable_tensors(model), state, keep)
+        save_checkpoint(run_dir, step, trainable_state_dict(model), state, keep)
         log.write(run_dir, title)
     accelerator.wait_for_everyone()

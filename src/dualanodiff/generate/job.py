@@ -1,4 +1,5 @@
-"""`dualanodiff generate`: make N (image, anomaly part, mask) triplets from a run, into a resumable GEN folder.
+"""The generate job (`dualanodiff generate`): N (image, anomaly part, mask) triplets from a run, into a resumable
+GEN folder.
 
 Samples already in GEN are skipped, so an interrupted job continues where it stopped; with several processes
 (`accelerate launch`), process p of P makes the samples i with i % P == p, so the files are the same as one process
@@ -13,9 +14,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from dualanodiff.data import read_split
-from dualanodiff.generated import GeneratedSet
-from dualanodiff.pipeline import DualAnoDiffPipeline
+from dualanodiff.devices import process_device
+from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generate.pipeline import DualAnoDiffPipeline
+from dualanodiff.generate.settings import GenerateSettings
+from dualanodiff.train.run import Run
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -29,34 +32,31 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def generate(run_dir: str | Path, out: str | Path, *, num: int, steps: int = 50, guidance: float = 2.5,
-             batch_size: int = 8, seed: int = 0, mask_method: str = "threshold", scheduler: str = "ddim",
-             background_every: int = 50, device: str | None = None, process_index: int = 0,
-             num_processes: int = 1, export_mvtec: str | Path | None = None,
-             backgrounds: str | Path | None = None, compile: bool = False) -> GeneratedSet:
-    """Make samples 0..num-1 into `out` (those not there yet). `backgrounds`: a BCM run folder whose backgrounds
-    the samples are measured against (background preservation), for runs without BCM of their own."""
-    run_dir = Path(run_dir)
-    pipe = DualAnoDiffPipeline.from_pretrained(run_dir, device=device, scheduler=scheduler, backgrounds=backgrounds,
-                                               compile=compile)
-    config = pipe.config
-    settings = {"num": num, "steps": steps, "guidance": guidance, "seed": seed, "mask_method": mask_method,
-                "scheduler": scheduler, "background_every": background_every if pipe.backgrounds is not None else None}
-    generated = GeneratedSet.create(out, method="dualanodiff", object=config.object, anomaly=config.anomaly,
-                                    settings=settings, run=str(run_dir.resolve()), data_root=config.data_root,
-                                    split=read_split(run_dir / "split.json"))
+def generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings, *, process_index: int = 0,
+             num_processes: int = 1) -> GeneratedSet:
+    """Make samples 0..num-1 of `settings` into `out` (those not there yet); with several processes, this
+    process's share of them."""
+    settings.validate()
+    pipe = DualAnoDiffPipeline.from_pretrained(run, device=process_device(settings.device),
+                                               scheduler=settings.scheduler, backgrounds=settings.backgrounds,
+                                               compile=settings.compile)
+    run, num = pipe.run, settings.num
+    generated = GeneratedSet.create(out, method="dualanodiff", object=run.settings.object,
+                                    anomaly=run.settings.anomaly,
+                                    settings=settings.recorded(pipe.backgrounds is not None), run=str(run.root),
+                                    data_root=run.settings.data_root, split=run.split())
     done = generated.completed_indices()
     # Fixed batches 0..B-1, B..2B-1, ... dealt out to the processes: a batch is always made whole, so its
     # samples come out bit for bit the same whatever the process count or restart (a CPU's float sums can
     # change with a batch's size); only its missing samples are written.
-    batches = [range(start, min(start + batch_size, num)) for start in range(0, num, batch_size)]
+    batches = [range(start, min(start + settings.batch_size, num)) for start in range(0, num, settings.batch_size)]
     todo = [batch for number, batch in enumerate(batches)
             if number % num_processes == process_index and not done.issuperset(batch)]
     progress = tqdm(total=sum(len(set(batch) - done) for batch in todo),
-                    desc=f"generating {config.object}/{config.anomaly}", unit="pair")
+                    desc=f"generating {run.settings.object}/{run.settings.anomaly}", unit="pair")
     for batch in todo:
-        output = pipe(batch, seed=seed, steps=steps, guidance=guidance, segmenter=mask_method,
-                      background_every=background_every, progress=False)
+        output = pipe(batch, seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
+                      segmenter=settings.mask_method, background_every=settings.background_every, progress=False)
         for image, part, mask, record in zip(output.images, output.anomaly_parts, output.masks, output.records,
                                              strict=True):
             index = record.pop("index")
@@ -68,6 +68,6 @@ def generate(run_dir: str | Path, out: str | Path, *, num: int, steps: int = 50,
     if generated.completed_indices() >= set(range(num)):
         records = [sample.record for sample in generated.samples()]
         generated.finalize(summarise(records))
-        if export_mvtec is not None:
-            generated.export_mvtec(export_mvtec)
+        if settings.export_mvtec is not None:
+            generated.export_mvtec(settings.export_mvtec)
     return generated

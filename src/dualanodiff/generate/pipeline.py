@@ -19,15 +19,16 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, PNDMScheduler
 from tqdm.auto import tqdm
 
-from dualanodiff.checkpoint import WEIGHTS_FILE, load_weights
-from dualanodiff.config import TrainConfig, read_run_config
 from dualanodiff.data import to_uint8
+from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
-from dualanodiff.masks import Segmenter, load_segmenter, mask_figures
+from dualanodiff.generate.backgrounds import BackgroundBank
+from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
-from dualanodiff.model.base import load_base_model
+from dualanodiff.model.base import load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
-from dualanodiff.objects import BackgroundBank
+from dualanodiff.model.streams import BRANCHES
+from dualanodiff.train.run import Run
 
 SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm": PNDMScheduler}
 
@@ -35,10 +36,6 @@ SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm":
 def sample_generator(seed: int, index: int) -> torch.Generator:
     """The random generator of sample `index`: a function of (seed, index) alone."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -50,49 +47,40 @@ class GenerationOutput:
 
 
 class DualAnoDiffPipeline:
-    def __init__(self, model: DualAnoDiffModel, config: TrainConfig, run_dir: Path, *,
-                 scheduler: str = "ddim", backgrounds: BackgroundBank | None = None):
+    def __init__(self, model: DualAnoDiffModel, run: Run, *, scheduler: str = "ddim",
+                 backgrounds: BackgroundBank | None = None):
         if scheduler not in SCHEDULERS:
             raise UserError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         self.model = model.eval()
-        self.config = config
-        self.run_dir = run_dir
+        self.run = run
+        self.config = run.settings
         self.scheduler_name = scheduler
         self.scheduler = SCHEDULERS[scheduler].from_config(model.scheduler_config)
         self.noise_scheduler = DDPMScheduler.from_config(model.scheduler_config)
         self.backgrounds = backgrounds
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path, *, device: str | torch.device | None = None,
+    def from_pretrained(cls, run: Run | str | Path, *, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None, scheduler: str = "ddim",
-                        backgrounds: str | Path | None = None, fuse: bool = True,
+                        backgrounds: Run | str | Path | None = None, fuse: bool = True,
                         compile: bool = False) -> DualAnoDiffPipeline:
-        """Rebuild the trained model of a run folder (its base named in config.json, its weights beside it).
-
-        `fuse` folds each branch's LoRA into its own copy of the projections (the adapters are fixed now); `compile`
-        runs the UNet under torch.compile."""
-        run_dir = Path(run_dir)
-        config, raw = read_run_config(run_dir)
-        base_path = raw.get("base_model_path") or config.base_model
-        if base_path is None:
-            raise UserError(f"{run_dir / 'config.json'}: names no base model")
-        local = run_dir / base_path
-        base = load_base_model(local if local.is_dir() else base_path)
-        model = DualAnoDiffModel(base, config.model)
-        model.load_adapter_state_dict(load_weights(run_dir / WEIGHTS_FILE))
-        device = torch.device(device) if device is not None else default_device()
-        if dtype is None:
-            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        # The adapters are fixed now, so everything can run in the inference dtype.
-        model.to(device, **({"dtype": dtype} if dtype != torch.float32 else {}))  # loaded in float32
+        """The trained model of a run, on `device` in `dtype` (bf16 on a GPU). `fuse` folds each branch's LoRA into
+        its own copy of the projections (the adapters are fixed now); `compile` runs the UNet under torch.compile;
+        `backgrounds`: a BCM run to condition on or measure against (default: the run's own, with BCM)."""
+        run = (run if isinstance(run, Run) else Run.open(run)).require_complete()
+        model = DualAnoDiffModel.from_pretrained(run.root, load_base_model(run.base_model), run.settings.model)
+        device = resolve_device(device)
+        dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+        move_frozen([model], device, dtype)  # the adapters are fixed now: everything in the inference dtype
         if fuse:
             model.fuse_adapters()
         if compile:
             model.unet.compile()  # compiles at the first call (and again for a new batch size)
-        # A BCM run conditions on its backgrounds; any run can be measured against another run's (`backgrounds=`).
-        bank_dir = Path(backgrounds) if backgrounds is not None else run_dir if config.model.bcm else None
-        bank = BackgroundBank.from_run(bank_dir) if bank_dir is not None else None
-        return cls(model, config, run_dir, scheduler=scheduler, backgrounds=bank)
+        if backgrounds is not None:
+            backgrounds = backgrounds if isinstance(backgrounds, Run) else Run.open(backgrounds)
+        bank_run = backgrounds or (run if run.settings.model.bcm else None)
+        bank = BackgroundBank(bank_run) if bank_run is not None else None
+        return cls(model, run, scheduler=scheduler, backgrounds=bank)
 
     @property
     def device(self) -> torch.device:
@@ -109,53 +97,30 @@ class DualAnoDiffPipeline:
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
-        model, streams = self.model, self.model.config.num_streams
-        groups = len(indices)
+        model = self.model
         latent_side = self.config.resolution // model.codec.downscale
         latent_shape = (model.unet.config.in_channels, latent_side, latent_side)
         generators = [sample_generator(seed, index) for index in indices]
         # Branch noise first, then the background's, from each sample's own generator.
-        latents = torch.stack([torch.randn((2, *latent_shape), generator=g) for g in generators])
+        latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
         records: list[dict[str, Any]] = [{"seed": seed} for _ in indices]
-        background_latents = None
+        background = None
         if self.backgrounds is not None:
             background_pixels, background_names = self.backgrounds.for_samples(indices, seed, background_every)
             for record, name in zip(records, background_names, strict=True):
                 record["background"] = name
-        if model.config.bcm:
-            background_latents = self._background_latents(background_pixels)
-            background_noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
-            background_noise = background_noise.to(self.device, self.dtype).repeat(2, 1, 1, 1)
-
-        guided = guidance != 1.0
-        text = model.text_embeddings(groups)
-        if guided:
-            text = torch.cat([model.text_embeddings(groups, unconditional=True), text])
+            if model.config.bcm:
+                noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
+                background = (self._background_latents(background_pixels),
+                              noise.to(self.device, self.dtype).repeat(2, 1, 1, 1))
         store = (AttentionStore(model.anomaly_token_indices(), self.config.resolution)
                  if segmenter.needs_attention else None)
-        self.scheduler.set_timesteps(steps, device=self.device)
-        for t in tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress, leave=False):
-            branches = self.scheduler.scale_model_input(latents, t)
-            halves = [branches, branches] if guided else [branches]  # unconditional half first
-            if background_latents is not None:
-                noisy = self.noise_scheduler.add_noise(background_latents, background_noise, t.expand(2 * groups))
-                # The unconditional half sees the all-zero image's background, the conditional half the real one.
-                backgrounds = [noisy[:groups], noisy[groups:]] if guided else [noisy[groups:]]
-                halves = [torch.cat([half, background[:, None]], dim=1)
-                          for half, background in zip(halves, backgrounds, strict=True)]
-            batch = torch.cat(halves)
-            prediction = model.predict(batch.flatten(0, 1), t.expand(batch.shape[0] * streams), text, store)
-            prediction = prediction.view(batch.shape[0], streams, *latent_shape)[:, :2]
-            if guided:
-                unconditional, conditional = prediction.chunk(2)
-                prediction = unconditional + guidance * (conditional - unconditional)
-            latents = self.scheduler.step(prediction.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample
-            latents = latents.view(groups, 2, *latent_shape)
-
+        latents = self._denoise(latents, background, steps=steps, guidance=guidance, store=store,
+                                progress=progress)
         pixels = model.codec.decode(latents.flatten(0, 1))
-        decoded = to_uint8(pixels).reshape(groups, 2, *pixels.shape[2:], 3)
-        attention = store.maps()[-groups:].float().cpu().numpy() if store is not None else None
+        decoded = to_uint8(pixels).reshape(len(indices), BRANCHES, *pixels.shape[2:], 3)
+        attention = store.maps()[-len(indices):].float().cpu().numpy() if store is not None else None
         output = GenerationOutput()
         for k, index in enumerate(indices):
             image, part = decoded[k, 0], decoded[k, 1]
@@ -168,6 +133,36 @@ class DualAnoDiffPipeline:
                 record["background_preservation"] = self.backgrounds.preservation(image, record["background"])
             output.records.append(record)
         return output
+
+    def _denoise(self, latents: torch.Tensor, background: tuple[torch.Tensor, torch.Tensor] | None, *,
+                 steps: int, guidance: float, store: AttentionStore | None, progress: bool) -> torch.Tensor:
+        """Both branches' latents (b, 2, C, h, w) denoised together; `background`: BCM's (clean latents of the
+        unconditional and the real backgrounds, their noise), re-noised to each step's level."""
+        model, streams = self.model, self.model.config.num_streams
+        groups, latent_shape = latents.shape[0], latents.shape[2:]
+        guided = guidance != 1.0
+        text = model.text_embeddings(groups)
+        if guided:
+            text = torch.cat([model.text_embeddings(groups, unconditional=True), text])
+        self.scheduler.set_timesteps(steps, device=self.device)
+        for t in tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress, leave=False):
+            branches = self.scheduler.scale_model_input(latents, t)
+            halves = [branches, branches] if guided else [branches]  # unconditional half first
+            if background is not None:
+                noisy = self.noise_scheduler.add_noise(*background, t.expand(2 * groups))
+                # The unconditional half sees the all-zero image's background, the conditional half the real one.
+                backgrounds = [noisy[:groups], noisy[groups:]] if guided else [noisy[groups:]]
+                halves = [torch.cat([half, stream[:, None]], dim=1)
+                          for half, stream in zip(halves, backgrounds, strict=True)]
+            batch = torch.cat(halves)
+            prediction = model.predict(batch.flatten(0, 1), t.expand(batch.shape[0] * streams), text, store)
+            prediction = prediction.view(batch.shape[0], streams, *latent_shape)[:, :BRANCHES]
+            if guided:
+                unconditional, conditional = prediction.chunk(2)
+                prediction = unconditional + guidance * (conditional - unconditional)
+            latents = self.scheduler.step(prediction.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample
+            latents = latents.view(groups, BRANCHES, *latent_shape)
+        return latents
 
     def _background_latents(self, pixels: torch.Tensor) -> torch.Tensor:
         """Background latents (2 b): classifier-free guidance's all-zero-image backgrounds first, then the real ones."""

@@ -3,16 +3,17 @@
 import pytest
 import torch
 
-import dualanodiff.pretrain as pretrain
+import dualanodiff.train.tiny_base as pretrain
 from dualanodiff.data import load_source
 from dualanodiff.model.base import load_base_model
+from dualanodiff.train.settings import TinyBaseSettings
 
 
 def _pretrain(root, **settings):
     normals = load_source(root).normal_train("washer")[:8]
     values = {"resolution": 32, "steps": 3, "batch_size": 2, "lr": 1e-3, "seed": 0, "prompt": "a vfx",
               "flip_horizontal": True, "flip_vertical": True, **settings}
-    return pretrain.cached_tiny_base(normals, "washer", **values)
+    return pretrain.cached_tiny_base(normals, "washer", TinyBaseSettings(**values))
 
 
 def test_pretraining_is_cached_by_content_and_settings(synthetic_root, tmp_path, monkeypatch, capsys):

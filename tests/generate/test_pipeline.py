@@ -6,21 +6,20 @@ import shutil
 import numpy as np
 import pytest
 
-from dualanodiff.generate import generate
-from dualanodiff.generated import GeneratedSet
-from dualanodiff.model.dual import DualConfig
-from dualanodiff.pipeline import DualAnoDiffPipeline
+from dualanodiff.generate import DualAnoDiffPipeline, GeneratedSet, GenerateSettings, generate
+from dualanodiff.model.config import DualConfig
 from dualanodiff.train import train
-from test_train import micro_config
+from helpers import micro_settings
 
 
 @pytest.fixture(scope="module")
 def trained_runs(synthetic_root, micro_base_dir, tmp_path_factory):
     """Two briefly trained micro runs on the synthetic washer's rust: plain, and with BCM."""
     folder = tmp_path_factory.mktemp("runs")
-    plain = train(micro_config(synthetic_root, micro_base_dir, steps=2), folder / "plain")
-    bcm = train(micro_config(synthetic_root, micro_base_dir, steps=2, model=DualConfig(rank=4, bcm=True)),
-                folder / "bcm")
+    plain = train(micro_settings(synthetic_root, micro_base_dir, steps=2), folder / "plain").root
+    bcm = train(
+        micro_settings(synthetic_root, micro_base_dir, steps=2, model=DualConfig(bcm=True)), folder / "bcm"
+    ).root
     return plain, bcm
 
 
@@ -55,13 +54,13 @@ def test_attention_masks_come_from_the_anomaly_token(trained_runs):
 
 
 def test_generate_resumes_without_duplicates_and_matches_a_fresh_run(trained_runs, tmp_path):
-    fresh = generate(trained_runs[0], tmp_path / "fresh", num=4, steps=2, batch_size=4, seed=1)
-    partial = generate(trained_runs[0], tmp_path / "partial", num=4, steps=2, batch_size=2, seed=1)
+    fresh = generate(trained_runs[0], tmp_path / "fresh", GenerateSettings(num=4, steps=2, batch_size=4, seed=1))
+    partial = generate(trained_runs[0], tmp_path / "partial", GenerateSettings(num=4, steps=2, batch_size=2, seed=1))
     # Simulate a job killed while writing sample 2: its record never made it, its image did.
     (partial.root / "samples" / "0002.json").unlink()
     (partial.root / "samples" / "0003.json").unlink()
     (partial.root / "fg" / "0003.png").unlink()
-    resumed = generate(trained_runs[0], tmp_path / "partial", num=4, steps=2, batch_size=3, seed=1)
+    resumed = generate(trained_runs[0], tmp_path / "partial", GenerateSettings(num=4, steps=2, batch_size=3, seed=1))
     assert resumed.completed_indices() == {0, 1, 2, 3}
     for a, b in zip(fresh.samples(), resumed.samples(), strict=True):
         for left, right in zip(a.load(), b.load(), strict=True):
@@ -73,27 +72,34 @@ def test_generate_resumes_without_duplicates_and_matches_a_fresh_run(trained_run
 
 
 def test_generate_refuses_to_mix_settings(trained_runs, tmp_path):
-    generate(trained_runs[0], tmp_path / "gen", num=1, steps=2)
+    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=2))
     with pytest.raises(Exception, match="another settings"):
-        generate(trained_runs[0], tmp_path / "gen", num=1, steps=3)
+        generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=3))
 
 
 def test_bcm_generation_records_backgrounds_and_preservation(trained_runs, tmp_path):
-    generated = generate(trained_runs[1], tmp_path / "gen", num=3, steps=2, background_every=2, seed=0)
+    generated = generate(
+        trained_runs[1], tmp_path / "gen", GenerateSettings(num=3, steps=2, background_every=2, seed=0)
+    )
     records = [sample.record for sample in generated.samples()]
     assert records[0]["background"] == records[1]["background"]  # a background lasts `background_every` samples
     assert all(0 <= r["background_preservation"] <= 1 for r in records)
     assert "mean_background_preservation" in generated.meta["summary"]
     # A run without BCM can be measured against the BCM run's backgrounds, for a side-by-side comparison.
-    measured = generate(trained_runs[0], tmp_path / "plain", num=3, steps=2, background_every=2,
-                        backgrounds=trained_runs[1])
+    measured = generate(
+        trained_runs[0],
+        tmp_path / "plain",
+        GenerateSettings(num=3, steps=2, background_every=2, backgrounds=trained_runs[1]),
+    )
     assert [s.record["background"] for s in measured.samples()] == [r["background"] for r in records]
 
 
 def test_export_mvtec_layout(trained_runs, tmp_path):
-    generate(trained_runs[0], tmp_path / "gen", num=2, steps=2, export_mvtec=tmp_path / "mvtec")
+    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=2, steps=2, export_mvtec=tmp_path / "mvtec"))
     assert sorted(p.name for p in (tmp_path / "mvtec" / "washer" / "test" / "rust").iterdir()) == [
-        "0000.png", "0001.png"]
+        "0000.png",
+        "0001.png",
+    ]
     assert (tmp_path / "mvtec" / "washer" / "ground_truth" / "rust" / "0001_mask.png").is_file()
     shutil.rmtree(tmp_path / "mvtec")
     assert GeneratedSet.open(tmp_path / "gen").anomaly == "rust"

@@ -13,7 +13,6 @@ and the mask may miss the anomaly drawn in I.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +20,8 @@ import numpy as np
 from scipy import ndimage
 
 from dualanodiff.errors import UserError
+from dualanodiff.masks.components import keep_components
+from dualanodiff.plugins import load_plugin
 
 
 @runtime_checkable
@@ -44,13 +45,7 @@ def _clean(mask: np.ndarray, *, radius: int, min_area: float, relative_area: flo
         structure = ndimage.generate_binary_structure(2, 1)
         mask = ndimage.binary_closing(mask, structure, iterations=radius)
         mask = ndimage.binary_opening(mask, structure, iterations=radius)
-    mask = ndimage.binary_fill_holes(mask)
-    labels, count = ndimage.label(mask)
-    if count:
-        sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
-        keep = np.flatnonzero(sizes >= max(min_area * mask.size, relative_area * sizes.max())) + 1
-        mask = np.isin(labels, keep)
-    return mask
+    return keep_components(ndimage.binary_fill_holes(mask), min_area * mask.size, relative_area)
 
 
 @dataclass
@@ -117,18 +112,9 @@ BUILT_IN = {"threshold": ThresholdSegmenter, "attention": AttentionSegmenter}
 
 def load_segmenter(method: str) -> Segmenter:
     """A built-in method by name, or `module.path:factory` for a segmenter of the user's."""
-    if method in BUILT_IN:
-        return BUILT_IN[method]()
-    if ":" not in method:
-        raise UserError(f"unknown mask method {method!r}; use {', '.join(BUILT_IN)} or module.path:factory")
-    module_name, _, attribute = method.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise UserError(f"mask method {method!r}: cannot load it ({error})") from None
-    segmenter = factory()
+    segmenter = load_plugin(method, BUILT_IN, what="mask method")
     if not isinstance(segmenter, Segmenter):
-        raise UserError(f"mask method {method!r}: {attribute}() must return an object with a needs_attention "
+        raise UserError(f"mask method {method!r}: its factory must return an object with a needs_attention "
                         "attribute and a __call__(image, anomaly_part, attention) method")
     return segmenter
 

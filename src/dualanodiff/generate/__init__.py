@@ -1,0 +1,14 @@
+"""Generation: the settings (`GenerateSettings`), the pipeline that denoises both branches of many samples
+together, the resumable generate job, and the GEN folder (`GeneratedSet`) it writes."""
+
+from dualanodiff.lazy import lazy_exports
+
+_EXPORTS = {
+    "GenerateSettings": "dualanodiff.generate.settings",
+    "DualAnoDiffPipeline": "dualanodiff.generate.pipeline",
+    "GenerationOutput": "dualanodiff.generate.pipeline",
+    "GeneratedSet": "dualanodiff.generate.generated_set",
+    "generate": "dualanodiff.generate.job",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)
