@@ -42,10 +42,10 @@ from benchmarks.harness import (
     timed,
     write_profile,
 )
-from dualanodiff.generate.pipeline import DualAnoDiffPipeline
+from dualanodiff.generation.pipeline import DualAnoDiffPipeline
 from dualanodiff.model.config import DualConfig
 from dualanodiff.model.dual import DualAnoDiffModel
-from dualanodiff.train import Run, TrainSettings
+from dualanodiff.training import Run, TrainSettings
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

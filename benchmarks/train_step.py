@@ -53,7 +53,7 @@ from benchmarks.harness import (
 from benchmarks.reference import ProcessorSwitch
 from dualanodiff.model.config import DualConfig
 from dualanodiff.model.dual import DualAnoDiffModel
-from dualanodiff.train.loop import GRADIENT_CLIP, frozen_dtype, make_accelerator
+from dualanodiff.training.loop import GRADIENT_CLIP, frozen_dtype, make_accelerator
 
 MIXED_PRECISION = {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}
 

@@ -1,7 +1,7 @@
 """Helpers the test modules share (tests/ is on sys.path: `from helpers import micro_settings`)."""
 
 from dualanodiff.model.config import DualConfig
-from dualanodiff.train.settings import TrainSettings
+from dualanodiff.training.settings import TrainSettings
 
 
 def micro_settings(data_root, base_dir, **settings) -> TrainSettings:

@@ -14,7 +14,7 @@ from dualanodiff.baselines import (
 )
 from dualanodiff.data import load_rgb, load_source, make_split
 from dualanodiff.errors import UserError
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import read_json
 
 MTD = Path(os.environ.get("DUALANODIFF_MTD_ROOT", "/work/shared/datasets/mtd-sample"))

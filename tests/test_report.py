@@ -9,10 +9,10 @@ import pytest
 
 from dualanodiff.cli import main
 from dualanodiff.errors import UserError
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import save_image, write_json
 from dualanodiff.report import find_outputs, write_report
-from dualanodiff.train.run import Run
+from dualanodiff.training.run import Run
 
 LOCALIZATION_KEYS = ("pixel_auroc", "pixel_ap", "pixel_f1_max", "image_auroc", "image_ap", "image_f1_max")
 RESULTS_COLUMNS = ("object", "anomaly", "status", *LOCALIZATION_KEYS, "samples", "empty_masks", "mean_mask_area",

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.viz import (
     contact_sheet,
-    contact_sheet_from_generated,
     mask_overlay,
     plot_confusion_matrix,
     plot_loss_curve,
@@ -94,15 +93,14 @@ def test_contact_sheet_from_generated(tmp_path):
         mask = np.zeros((32, 32), bool)
         mask[4:10, 4:10] = True
         generated.write_sample(index, image, image * mask[..., None], mask, {"seed": index})
-    path = contact_sheet_from_generated(tmp_path / "gen", tmp_path / "sheet.png", max_rows=3, groups=2)
+    path = generated.contact_sheet(tmp_path / "sheet.png", max_rows=3, groups=2)
     two_groups = Image.open(path).size
-    one_group = Image.open(contact_sheet_from_generated(tmp_path / "gen", tmp_path / "one.png",
-                                                        groups=1)).size
+    one_group = Image.open(generated.contact_sheet(tmp_path / "one.png", groups=1)).size
     assert two_groups[0] > one_group[0] and two_groups[1] < one_group[1]
 
     empty = GeneratedSet.create(tmp_path / "empty", method="x", object="bottle", anomaly="crack", settings={})
     with pytest.raises(ValueError, match="no complete samples"):
-        contact_sheet_from_generated(empty.root, tmp_path / "none.png")
+        empty.contact_sheet(tmp_path / "none.png")
 
 
 def test_side_by_side_labels_columns_of_unequal_length(tmp_path):

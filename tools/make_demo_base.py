@@ -3,7 +3,7 @@
     python tools/make_demo_base.py [--work DIR] [--from-trained MODEL_DIR]
 
 Writes the built-in synthetic data set (seed 0, 256 px), pre-trains the tiny preset's base on the 60 normal
-training images of its `washer` with `dualanodiff.train.tiny_base.pretrain_tiny_base` (about 25 minutes on one core
+training images of its `washer` with `dualanodiff.training.tiny_base.pretrain_tiny_base` (about 25 minutes on one core
 of a laptop CPU), and stores it in half precision with its provenance in
 src/dualanodiff/assets/tiny-base-washer/ (base.json). `--from-trained` packages a base already trained with
 these settings instead of training again.
@@ -22,8 +22,8 @@ from dualanodiff.data import load_source, write_synthetic
 from dualanodiff.demo import DEMO_OBJECT, SHIPPED_BASE
 from dualanodiff.io import write_json
 from dualanodiff.model.base import load_base_model
-from dualanodiff.train.settings import TinyBaseSettings
-from dualanodiff.train.tiny_base import pretrain_tiny_base
+from dualanodiff.training.settings import TinyBaseSettings
+from dualanodiff.training.tiny_base import pretrain_tiny_base
 
 DATA = {"seed": 0, "size": 256}
 SETTINGS = TinyBaseSettings(resolution=64, steps=2000, batch_size=16, lr=5e-4, seed=0, prompt="a vfx",

@@ -48,7 +48,7 @@ from dualanodiff.data import (
     split_rule_text,
 )
 from dualanodiff.errors import UserError
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.masks.objects import BorderColourSegmenter
 
 DEFAULT_RESOLUTION = 256

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dualanodiff.data import write_synthetic
-from dualanodiff.generate import GenerateSettings, generate
+from dualanodiff.generation import GenerateSettings, generate
 from dualanodiff.io import read_json
 from dualanodiff.model.config import DualConfig
-from dualanodiff.train import Run, TrainSettings, train
-from dualanodiff.viz import contact_sheet_from_generated
+from dualanodiff.training import Run, TrainSettings, train
 
 SHIPPED_BASE = Path(__file__).parent / "assets" / "tiny-base-washer"
 DEMO_OBJECT, DEMO_ANOMALY = "washer", "rust"
+DEMO_SHEET = "contact_sheet.png"
 
 
 @dataclass
@@ -83,7 +83,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> DemoResul
         num=settings.num, steps=settings.generation_steps, guidance=settings.guidance, batch_size=settings.num,
         seed=settings.seed))
     lap("generation")
-    sheet = contact_sheet_from_generated(generated.root, out / "contact_sheet.png", max_rows=settings.num,
+    sheet = generated.contact_sheet(out / DEMO_SHEET, max_rows=settings.num,
                                          title=f"DualAnoDiff demo: {DEMO_OBJECT} / {DEMO_ANOMALY} (tiny preset)")
     lap("contact sheet")
     paths = {"data": data_root, "run": run_dir, "generated": generated.root, "contact_sheet": sheet}

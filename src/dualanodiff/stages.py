@@ -74,12 +74,12 @@ def _argument(call: StageCall, name: str) -> Any:
 def run_call(call: StageCall) -> Any:
     """Run one stage through the Python API (under `accelerate launch`, this process's share of it)."""
     if call.stage == "train":
-        from dualanodiff.train import TrainSettings, train
+        from dualanodiff.training import TrainSettings, train
 
         settings = TrainSettings.from_dict(_argument(call, "settings"), where="train call: settings")
         return train(settings, _argument(call, "out"), resume=bool(call.arguments.get("resume", False)))
     if call.stage == "generate":
-        from dualanodiff.generate import GenerateSettings, generate
+        from dualanodiff.generation import GenerateSettings, generate
 
         settings = GenerateSettings.from_dict(_argument(call, "settings"), where="generate call: settings")
         return generate(_argument(call, "run"), _argument(call, "out"), settings, **process_share())

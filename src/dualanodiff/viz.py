@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from dualanodiff.generate.generated_set import GeneratedSet
 from dualanodiff.io import atomic_write, save_image
 
 _BACKGROUND = (255, 255, 255)
@@ -157,18 +156,6 @@ def contact_sheet(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], pat
         # Overlay at display size so the contour is one screen pixel wide whatever the sample size.
         cells.append([shown, _resize_image(part, cell), mask_overlay(shown, _resize_mask(mask, cell))])
     return save_image(path, _grid(cells, columns, title=title, cell=cell, groups=groups))
-
-
-def contact_sheet_from_generated(gen_dir: str | Path, path: str | Path, *, max_rows: int = 16,
-                                 groups: int = 2, title: str | None = None) -> Path:
-    """A contact sheet of the first `max_rows` complete samples of a GEN folder."""
-    generated = GeneratedSet.open(gen_dir)
-    samples = generated.samples()[:max_rows]
-    if not samples:
-        raise ValueError(f"{gen_dir}: holds no complete samples")
-    if title is None:
-        title = f"{generated.method}: {generated.object} / {generated.anomaly} ({len(samples)} samples)"
-    return contact_sheet([sample.load() for sample in samples], path, title=title, groups=groups)
 
 
 def side_by_side(sheets: dict[str, list[np.ndarray]], path: str | Path, *, cell: int = 128,

@@ -10,8 +10,8 @@ from dualanodiff.errors import UserError
 from dualanodiff.evaluate import localization
 from dualanodiff.evaluate.localization import HeldOutImages, anomaly_scores, evaluate_localization, score_test_set
 from dualanodiff.evaluate.metrics import METRIC_KEYS
-from dualanodiff.evaluate.settings import LocalizationSettings
 from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
+from dualanodiff.evaluate.settings import LocalizationSettings
 from dualanodiff.io import read_json
 
 TINY = LocalizationSettings(epochs=1, resolution=32, seeds=2, batch_size=8, base_width=2, learning_rate=1e-3)

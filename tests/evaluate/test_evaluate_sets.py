@@ -7,7 +7,7 @@ import pytest
 from dualanodiff.data import load_source, make_split
 from dualanodiff.errors import UserError
 from dualanodiff.evaluate.sets import held_out, load_generated, open_generated_sets, recorded_split
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import read_json, write_json
 
 

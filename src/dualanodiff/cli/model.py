@@ -15,7 +15,7 @@ import typer
 
 from dualanodiff.cli.app import app
 from dualanodiff.errors import UserError
-from dualanodiff.train.settings import PRESETS, preset_defaults_text
+from dualanodiff.training.settings import PRESETS, preset_defaults_text
 
 PRESET_HELP = f"{' or '.join(PRESETS)}: tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
 CONFIG_HELP = "Run the stage call stored in this file (a sweep job's status file, or a call written by hand)."
@@ -38,7 +38,7 @@ def _values(params: dict[str, Any], settings_class: type) -> dict[str, Any]:
 def train_settings(params: dict[str, Any]):  # -> TrainSettings (imported lazily: the CLI starts without torch)
     """The TrainSettings of `dualanodiff train`'s parameters (validated; preset defaults are filled by `train`)."""
     from dualanodiff.model.config import DualConfig
-    from dualanodiff.train.settings import TrainSettings
+    from dualanodiff.training.settings import TrainSettings
 
     missing = [f"--{name.rstrip('_')}" for name in ("data", "object_", "anomaly") if params.get(name) is None]
     if missing:
@@ -48,7 +48,7 @@ def train_settings(params: dict[str, Any]):  # -> TrainSettings (imported lazily
 
 
 def generate_settings(params: dict[str, Any]):  # -> GenerateSettings
-    from dualanodiff.generate.settings import GenerateSettings
+    from dualanodiff.generation.settings import GenerateSettings
 
     return GenerateSettings(**_values(params, GenerateSettings)).validate()
 
@@ -128,7 +128,7 @@ def train_command(
     Example: dualanodiff train --data synthetic --object washer --anomaly rust --out runs/washer-rust
     """
     from dualanodiff.stages import read_call, run_call
-    from dualanodiff.train.finetune import train
+    from dualanodiff.training.finetune import train
 
     if config is not None:
         run_call(read_call(config, "train"))
@@ -170,7 +170,7 @@ def generate_command(
     \b
     Example: dualanodiff generate runs/washer-rust --num 1000 --out gen/washer-rust --export-mvtec aug_mvtec
     """
-    from dualanodiff.generate.job import generate
+    from dualanodiff.generation.job import generate
     from dualanodiff.stages import process_share, read_call, run_call
 
     if config is not None:

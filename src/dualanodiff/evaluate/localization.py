@@ -36,7 +36,7 @@ from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
 from dualanodiff.evaluate.sets import HeldOut, held_out, load_generated, open_generated_sets
 from dualanodiff.evaluate.settings import LocalizationSettings
 from dualanodiff.evaluate.training import Schedule, predict, train
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import read_json, write_json
 
 EXAMPLES_FILE = "examples.png"

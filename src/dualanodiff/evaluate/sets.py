@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dualanodiff.data import AnomalySample, DataSource, Split, make_split, resized_mask, resized_rgb
 from dualanodiff.errors import UserError
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import GeneratedSet
 
 
 def open_generated_sets(gen_dirs: Sequence[str | Path], object: str | None = None) -> list[GeneratedSet]:

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dualanodiff.generate.generated_set import FORMAT as GENERATED_FORMAT
+from dualanodiff.generation.generated_set import FORMAT as GENERATED_FORMAT
+from dualanodiff.generation.generated_set import META_FILE
 from dualanodiff.io import read_json
 from dualanodiff.report.page import FILES_FOLDER
 from dualanodiff.report.results import RESULTS_CSV, RESULTS_MD
-from dualanodiff.train.run import Run
+from dualanodiff.training.run import Run
 
 MAX_DEPTH = 3
 EVALUATION_KINDS = ("localization", "classification", "quality")
@@ -86,7 +87,7 @@ def find_outputs(root: str | Path, max_depth: int = MAX_DEPTH) -> Found:
     found = Found()
 
     def visit(folder: Path, depth: int) -> None:
-        meta = json_object(folder / "meta.json", found.skipped)
+        meta = json_object(folder / META_FILE, found.skipped)
         metrics = json_object(folder / "metrics.json", found.skipped)
         _note_results_table(folder, found)
         if meta is not None and meta.get("format") == GENERATED_FORMAT:

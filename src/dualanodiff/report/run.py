@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dualanodiff.io import read_json
-from dualanodiff.train.run import Run
+from dualanodiff.training.run import Run
 
 
 def _config(run: Run) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dualanodiff.generate.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import META_FILE, GeneratedSet
 from dualanodiff.report.page import Cell, Figure, Page, Table
 from dualanodiff.report.run import RunFolder, read_run
 from dualanodiff.report.values import (
@@ -18,7 +18,7 @@ from dualanodiff.report.values import (
     is_number,
     settings_rows,
 )
-from dualanodiff.viz import contact_sheet_from_generated, plot_loss_curve
+from dualanodiff.viz import plot_loss_curve
 
 PER_SAMPLE_ROWS = 50  # per-sample figures shown in full up to this many samples; the means cover all of them
 SHEET_ROWS = 16  # samples on a generated set's contact sheet
@@ -63,8 +63,8 @@ def add_run_section(page: Page, root: Path, folder: Path) -> None:
     figures = [page.figure(path, caption) for path, caption in ((loss_png, "training loss"),
                                                                  (run.contact_sheet, "contact sheet")) if path]
     page.add(f"Run: {name}", "run.html.j2", config=page.link(run.config_path, "config.json"),
-             loss=_loss_summary(run), loss_csv=page.link(run.loss_csv, "loss.csv") if run.loss_csv else None,
-             figures=figures, split=_split_text(run.split), split_json=page.link(run.split_path, "split.json"),
+             loss=_loss_summary(run), loss_csv=page.link(run.loss_csv, run.loss_csv.name) if run.loss_csv else None,
+             figures=figures, split=_split_text(run.split), split_json=page.link(run.split_path, run.split_path.name),
              settings=settings_rows(flatten(run.config)))
 
 
@@ -102,7 +102,7 @@ def sample_table(records: list[dict[str, Any]]) -> Table:
 
 def _contact_sheet(page: Page, root: Path, folder: Path, samples: int) -> Figure:
     sheet = page.files / f"{page.unique_name(label(root, folder))}.png"
-    contact_sheet_from_generated(folder, sheet, max_rows=SHEET_ROWS)
+    GeneratedSet.open(folder).contact_sheet(sheet, max_rows=SHEET_ROWS)
     return page.figure(sheet, f"the first {min(samples, SHEET_ROWS)} samples: image | anomaly part | "
                               "mask overlaid on the image")
 
@@ -118,7 +118,7 @@ def add_generated_section(page: Page, root: Path, folder: Path) -> None:
     has_figures = bool(_figure_keys(records))
     page.add(f"Generated: {label(root, folder)}", "generated.html.j2", method=generated.method,
              object=generated.object, anomaly=generated.anomaly, samples=len(samples),
-             meta=page.link(folder / "meta.json", "meta.json"),
+             meta=page.link(folder / META_FILE, META_FILE),
              sheet=_contact_sheet(page, root, folder, len(samples)) if samples else None,
              summary=summary_table(records) if has_figures else None,
              per_sample=sample_table(records) if has_figures else None,

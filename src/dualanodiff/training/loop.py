@@ -19,8 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dualanodiff.errors import UserError
-from dualanodiff.train.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
-from dualanodiff.train.settings import LR_SCHEDULES
+from dualanodiff.training.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
+from dualanodiff.training.settings import LR_SCHEDULES
 from dualanodiff.weights import trainable_state_dict
 
 GRADIENT_CLIP = 1.0

@@ -22,13 +22,13 @@ from tqdm.auto import tqdm
 from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
-from dualanodiff.generate.backgrounds import BackgroundBank
+from dualanodiff.generation.backgrounds import BackgroundBank
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
 from dualanodiff.model.base import load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
 from dualanodiff.model.streams import BRANCHES
-from dualanodiff.train.run import Run
+from dualanodiff.training.run import Run
 
 SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm": PNDMScheduler}
 

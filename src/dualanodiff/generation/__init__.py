@@ -4,11 +4,11 @@ together, the resumable generate job, and the GEN folder (`GeneratedSet`) it wri
 from dualanodiff.lazy import lazy_exports
 
 _EXPORTS = {
-    "GenerateSettings": "dualanodiff.generate.settings",
-    "DualAnoDiffPipeline": "dualanodiff.generate.pipeline",
-    "GenerationOutput": "dualanodiff.generate.pipeline",
-    "GeneratedSet": "dualanodiff.generate.generated_set",
-    "generate": "dualanodiff.generate.job",
+    "GenerateSettings": "dualanodiff.generation.settings",
+    "DualAnoDiffPipeline": "dualanodiff.generation.pipeline",
+    "GenerationOutput": "dualanodiff.generation.pipeline",
+    "GeneratedSet": "dualanodiff.generation.generated_set",
+    "generate": "dualanodiff.generation.job",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from dualanodiff.errors import UserError
 from dualanodiff.model.config import DualConfig
-from dualanodiff.train import train
+from dualanodiff.training import train
 from helpers import micro_settings
 
 

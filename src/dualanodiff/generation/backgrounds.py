@@ -10,7 +10,7 @@ import torch
 
 from dualanodiff.data import load_rgb, read_mask, to_pixels
 from dualanodiff.errors import UserError
-from dualanodiff.train.run import Run
+from dualanodiff.training.run import Run
 
 
 class BackgroundBank:

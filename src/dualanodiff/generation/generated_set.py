@@ -24,9 +24,14 @@ import numpy as np
 from dualanodiff.data.images import load_rgb, read_mask
 from dualanodiff.errors import UserError
 from dualanodiff.io import read_json, save_image, write_json
+from dualanodiff.viz import contact_sheet
 
 FORMAT = "dualanodiff-generated/1"
-IMAGE_FOLDER, ANOMALY_PART_FOLDER, MASK_FOLDER, RECORD_FOLDER = "image", "fg", "mask", "samples"
+META_FILE = "meta.json"
+IMAGE_FOLDER = "image"
+ANOMALY_PART_FOLDER = "fg"
+MASK_FOLDER = "mask"
+RECORD_FOLDER = "samples"
 _KINDS = (IMAGE_FOLDER, ANOMALY_PART_FOLDER, MASK_FOLDER)
 
 
@@ -70,7 +75,7 @@ class GeneratedSet:
         root = Path(root)
         meta = {"format": FORMAT, "method": method, "object": object, "anomaly": anomaly,
                 "settings": settings, **extra}
-        meta_path = root / "meta.json"
+        meta_path = root / META_FILE
         if meta_path.exists():
             old = read_json(meta_path)
             for key in ("method", "object", "anomaly", "settings"):
@@ -88,7 +93,7 @@ class GeneratedSet:
     @classmethod
     def open(cls, root: str | Path) -> GeneratedSet:
         root = Path(root)
-        meta_path = root / "meta.json"
+        meta_path = root / META_FILE
         if not meta_path.is_file():
             raise UserError(f"{root}: not a generated set (no meta.json)")
         meta = read_json(meta_path)
@@ -124,8 +129,18 @@ class GeneratedSet:
         """Gather every record and the summary into meta.json."""
         self.meta = {**self.meta, "num": len(self.completed_indices()),
                      "samples": [s.record for s in self.samples()], "summary": summary}
-        write_json(self.root / "meta.json", self.meta)
+        write_json(self.root / META_FILE, self.meta)
         return self.meta
+
+    def contact_sheet(self, path: str | Path, *, max_rows: int = 16, groups: int = 2,
+                      title: str | None = None) -> Path:
+        """A contact sheet of the first `max_rows` complete samples (image | anomaly part | mask overlay)."""
+        samples = self.samples()[:max_rows]
+        if not samples:
+            raise ValueError(f"{self.root}: holds no complete samples")
+        if title is None:
+            title = f"{self.method}: {self.object} / {self.anomaly} ({len(samples)} samples)"
+        return contact_sheet([sample.load() for sample in samples], path, title=title, groups=groups)
 
     def export_mvtec(self, data_root: str | Path) -> Path:
         """Copy the pairs into MVTec layout: ROOT/<object>/test/<anomaly>/ and ground_truth/<anomaly>/."""

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from dualanodiff.generate import DualAnoDiffPipeline, GeneratedSet, GenerateSettings, generate
+from dualanodiff.generation import DualAnoDiffPipeline, GeneratedSet, GenerateSettings, generate
 from dualanodiff.model.config import DualConfig
-from dualanodiff.train import train
+from dualanodiff.training import train
 from helpers import micro_settings
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dualanodiff.errors import UserError
-from dualanodiff.generate.backgrounds import BackgroundBank
-from dualanodiff.train import Run, TrainSettings
+from dualanodiff.generation.backgrounds import BackgroundBank
+from dualanodiff.training import Run, TrainSettings
 
 
 def test_background_bank_switches_every_k_samples(tmp_path):

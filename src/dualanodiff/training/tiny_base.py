@@ -26,9 +26,9 @@ from dualanodiff.io import write_json
 from dualanodiff.model.base import BaseModel
 from dualanodiff.model.dual import diffusion_target
 from dualanodiff.model.tiny import build_tiny_base
-from dualanodiff.train.loop import fit, flip_variants, make_accelerator
-from dualanodiff.train.run import CHECKPOINTS_FOLDER
-from dualanodiff.train.settings import TinyBaseSettings
+from dualanodiff.training.loop import fit, flip_variants, make_accelerator
+from dualanodiff.training.run import CHECKPOINTS_FOLDER
+from dualanodiff.training.settings import TinyBaseSettings
 
 UNCONDITIONAL_RATE = 0.1  # prompts dropped to "" so that classifier-free guidance has an unconditional model
 EMA_DECAY = 0.999

@@ -17,7 +17,7 @@ import torch
 
 from dualanodiff.errors import ModelError
 from dualanodiff.io import atomic_write
-from dualanodiff.train.run import CHECKPOINTS_FOLDER, LOSS_CSV, LOSS_PNG
+from dualanodiff.training.run import CHECKPOINTS_FOLDER, LOSS_CSV, LOSS_PNG
 from dualanodiff.viz import plot_loss_curve
 from dualanodiff.weights import load_weights, save_weights
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-import dualanodiff.train.tiny_base as pretrain
+import dualanodiff.training.tiny_base as pretrain
 from dualanodiff.data import load_source
 from dualanodiff.model.base import load_base_model
-from dualanodiff.train.settings import TinyBaseSettings
+from dualanodiff.training.settings import TinyBaseSettings
 
 
 def _pretrain(root, **settings):

@@ -9,7 +9,7 @@ import torch
 
 from dualanodiff.data import AnomalySample, DataSource, load_pixels, to_pixels, to_uint8
 from dualanodiff.masks.objects import FolderMasks, load_object_segmenter, remove_object
-from dualanodiff.train.run import Run
+from dualanodiff.training.run import Run
 
 
 def prepare_backgrounds(run: Run, source: DataSource, training: list[AnomalySample],

@@ -15,10 +15,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dualanodiff.devices import process_device
-from dualanodiff.generate.generated_set import GeneratedSet
-from dualanodiff.generate.pipeline import DualAnoDiffPipeline
-from dualanodiff.generate.settings import GenerateSettings
-from dualanodiff.train.run import Run
+from dualanodiff.generation.generated_set import GeneratedSet
+from dualanodiff.generation.pipeline import DualAnoDiffPipeline
+from dualanodiff.generation.settings import GenerateSettings
+from dualanodiff.training.run import Run
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,11 +17,11 @@ from accelerate.utils import set_seed
 from dualanodiff.data import DataSource, load_source, load_training_examples, make_split
 from dualanodiff.model.base import BaseModel, load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
-from dualanodiff.train.backgrounds import prepare_backgrounds
-from dualanodiff.train.loop import fit, flip_variants, frozen_dtype, make_accelerator
-from dualanodiff.train.run import Run
-from dualanodiff.train.settings import TrainSettings
-from dualanodiff.train.tiny_base import cached_tiny_base
+from dualanodiff.training.backgrounds import prepare_backgrounds
+from dualanodiff.training.loop import fit, flip_variants, frozen_dtype, make_accelerator
+from dualanodiff.training.run import Run
+from dualanodiff.training.settings import TrainSettings
+from dualanodiff.training.tiny_base import cached_tiny_base
 
 
 def _base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple[BaseModel, str]:

@@ -4,11 +4,11 @@ optimisation loop both recipes share, checkpoints, and the tiny preset's base pr
 from dualanodiff.lazy import lazy_exports
 
 _EXPORTS = {
-    "PRESETS": "dualanodiff.train.settings",
-    "TinyBaseSettings": "dualanodiff.train.settings",
-    "TrainSettings": "dualanodiff.train.settings",
-    "Run": "dualanodiff.train.run",
-    "train": "dualanodiff.train.finetune",
+    "PRESETS": "dualanodiff.training.settings",
+    "TinyBaseSettings": "dualanodiff.training.settings",
+    "TrainSettings": "dualanodiff.training.settings",
+    "Run": "dualanodiff.training.run",
+    "train": "dualanodiff.training.finetune",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dualanodiff.train.loop import flip_variants, lr_factor
+from dualanodiff.training.loop import flip_variants, lr_factor
 
 
 def test_constant_schedule_is_one():

@@ -24,7 +24,7 @@ from dualanodiff.data.split import Split, read_split, split_rule_text, write_spl
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.io import read_json, save_image, write_json
 from dualanodiff.model.config import ADAPTER_WEIGHTS
-from dualanodiff.train.settings import TrainSettings
+from dualanodiff.training.settings import TrainSettings
 
 FORMAT = "dualanodiff-run/1"
 CONFIG_FILE = "config.json"
