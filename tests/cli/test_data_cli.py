@@ -96,3 +96,13 @@ def test_console_path_exit_code_and_one_line_stderr(tmp_path):
     assert result.returncode == 2
     assert f"problem: {root}/part/ground_truth/dent/000_mask.png: mask is empty" in result.stdout
     assert result.stderr == f"error: {root}: 1 problem(s) found (listed above)\n"
+
+
+def test_help_and_data_start_without_torch(synthetic_root):
+    """A user who checks a data set should not wait for torch to import."""
+    script = ("import sys\nfrom dualanodiff.cli import main\n"
+              f"for argv in (['--help'], ['data', {str(synthetic_root)!r}]):\n"
+              "    try:\n        main(argv)\n    except SystemExit as exit_:\n        assert exit_.code == 0, exit_.code\n"
+              "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"
