@@ -102,7 +102,8 @@ def test_help_and_data_start_without_torch(synthetic_root):
     """A user who checks a data set should not wait for torch to import."""
     script = ("import sys\nfrom dualanodiff.cli import main\n"
               f"for argv in (['--help'], ['data', {str(synthetic_root)!r}]):\n"
-              "    try:\n        main(argv)\n    except SystemExit as exit_:\n        assert exit_.code == 0, exit_.code\n"
+              "    try:\n        main(argv)\n"
+              "    except SystemExit as exit_:\n        assert exit_.code == 0, exit_.code\n"
               "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "False"

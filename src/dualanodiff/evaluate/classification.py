@@ -21,9 +21,9 @@ from torch.nn import functional as F
 from dualanodiff.data import DataSource, load_images
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
+from dualanodiff.evaluate.fitting import Schedule, predict, train
 from dualanodiff.evaluate.networks import resnet18_classifier
 from dualanodiff.evaluate.sets import held_out, load_generated, open_generated_sets
-from dualanodiff.evaluate.fitting import Schedule, predict, train
 from dualanodiff.io import write_json
 
 CONFUSION_FILE = "confusion.png"

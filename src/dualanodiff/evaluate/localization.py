@@ -31,11 +31,11 @@ from tqdm.auto import tqdm
 from dualanodiff.data import DataSource, load_anomalies, load_images
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
+from dualanodiff.evaluate.fitting import Schedule, predict, train
 from dualanodiff.evaluate.metrics import METRIC_KEYS, ranking_metrics
 from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
 from dualanodiff.evaluate.sets import HeldOut, held_out, load_generated, open_generated_sets
 from dualanodiff.evaluate.settings import LocalizationSettings
-from dualanodiff.evaluate.fitting import Schedule, predict, train
 from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import read_json, write_json
 
