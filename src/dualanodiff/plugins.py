@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dualanodiff.errors import UserError
+from dualanodiff.errors import UserError, first_line
 
 
 def load_plugin(spec: str, built_in: Mapping[str, Callable[[], Any]], *, what: str) -> Any:
@@ -22,4 +22,8 @@ def load_plugin(spec: str, built_in: Mapping[str, Callable[[], Any]], *, what: s
         raise UserError(f"{what} {spec!r}: cannot load it ({error})") from None
     if not callable(factory):
         raise UserError(f"{what} {spec!r}: {attribute} is not callable")
-    return factory()
+    try:
+        return factory()
+    except Exception as error:  # a plug-in's own failure is the user's to fix, in one line
+        raise UserError(f"{what} {spec!r}: {attribute}() failed ({type(error).__name__}: "
+                        f"{first_line(error)})") from None

@@ -101,3 +101,15 @@ def test_plugged_in_segmenters(monkeypatch):
         load_segmenter("no_such_module:factory")
     with pytest.raises(UserError, match="must return"):
         load_segmenter("test_anomaly_masks:_sample")
+
+
+def failing_factory():
+    raise RuntimeError("no weights here\nsecond line")
+
+
+def test_a_plug_in_whose_factory_fails_is_one_line(monkeypatch):
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    with pytest.raises(UserError, match=r"failing_factory\(\) failed \(RuntimeError: no weights here\)$"):
+        load_segmenter("test_anomaly_masks:failing_factory")
+    with pytest.raises(UserError, match=r"system\(\) failed \(TypeError"):
+        load_segmenter("os:system")  # called without a command: refused, nothing runs

@@ -68,3 +68,21 @@ def test_invalid_settings_are_one_line_errors(synthetic_root, micro_base_dir, tm
         train(micro_settings(synthetic_root, micro_base_dir, steps=0), tmp_path / "a")
     with pytest.raises(UserError, match="--preset must be one of"):
         train(micro_settings(synthetic_root, micro_base_dir, preset="huge"), tmp_path / "b")
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(synthetic_root, micro_base_dir, tmp_path, capsys):
+    config = micro_settings(synthetic_root, micro_base_dir)
+    straight = train(config, tmp_path / "straight").root
+    damaged = train(config, tmp_path / "damaged").root
+    (damaged / "checkpoints" / "step-000004" / "state.pt").write_bytes(b"not a checkpoint")
+    (damaged / "weights.safetensors").unlink()
+    train(config, damaged, resume=True)
+    assert "step-000004/state.pt: refused" in capsys.readouterr().err
+    expected, resumed = load_file(straight / "weights.safetensors"), load_file(damaged / "weights.safetensors")
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+
+
+def test_a_resolution_the_base_cannot_divide_is_refused_before_training(synthetic_root, micro_base_dir, tmp_path):
+    with pytest.raises(UserError, match="--resolution 30: this base model needs a multiple of 4"):
+        train(micro_settings(synthetic_root, micro_base_dir, resolution=30), tmp_path / "run")
+    assert not (tmp_path / "run" / "weights.safetensors").exists()

@@ -109,6 +109,13 @@ class BaseModel:
     def prediction_type(self) -> str:
         return self.scheduler_config.get("prediction_type", "epsilon")
 
+    def check_resolution(self, resolution: int) -> None:
+        """Refuse an image side the codec and the UNet's down-sampling levels cannot divide."""
+        multiple = self.codec.downscale * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        if resolution % multiple:
+            raise ModelError(f"--resolution {resolution}: this base model needs a multiple of {multiple} pixels "
+                             f"(e.g. {max(multiple, resolution // multiple * multiple)})")
+
     def save_pretrained(self, directory: str | Path) -> Path:
         directory = Path(directory)
         self.unet.save_pretrained(directory / "unet", safe_serialization=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,19 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     try:
         state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged or foreign pickle: refuse it, never execute it
-        raise ModelError(f"{folder / STATE_FILE}: not a readable checkpoint state ({error})") from None
+        raise ModelError(f"{folder / STATE_FILE}: refused: damaged, or not plain tensors and numbers "
+                         f"({type(error).__name__})") from None
     return load_weights(folder / WEIGHTS_FILE), state
+
+
+def latest_intact_checkpoint(run_dir: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The newest checkpoint that loads (older ones are tried when a newer one is damaged), or None."""
+    for folder in reversed(complete_checkpoints(run_dir)):
+        try:
+            return folder, *load_checkpoint(folder)
+        except ModelError as error:
+            print(f"warning: {error}; trying the checkpoint before it", file=sys.stderr)
+    return None
 
 
 class LossLog:

@@ -57,8 +57,10 @@ def train(settings: TrainSettings, run_dir: str | Path, *, resume: bool = False)
                       f"'{settings.object}' ({len(split.test)} held out); settings:")
     for key, value in settings.to_dict().items():
         accelerator.print(f"  {key}: {value}")
+    examples = load_training_examples(split.train, settings.resolution)  # a bad mask fails before pre-training
 
     base, base_name = _base_model(run, source, accelerator)
+    base.check_resolution(settings.resolution)
     dtype = frozen_dtype(accelerator)
     move_frozen((base.unet, base.text_encoder, base.codec), accelerator.device, dtype)
     if settings.gradient_checkpointing:
@@ -70,7 +72,6 @@ def train(settings: TrainSettings, run_dir: str | Path, *, resume: bool = False)
     if accelerator.is_main_process:
         run.write_config(base_name)
 
-    examples = load_training_examples(split.train, settings.resolution)
     streams = [examples.images, examples.parts]
     if settings.model.bcm:
         streams.append(prepare_backgrounds(run, source, split.train, examples.images))

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dualanodiff.errors import UserError
-from dualanodiff.training.checkpoint import LossLog, complete_checkpoints, load_checkpoint, save_checkpoint
+from dualanodiff.training.checkpoint import LossLog, latest_intact_checkpoint, save_checkpoint
 from dualanodiff.training.settings import LR_SCHEDULES
 from dualanodiff.weights import trainable_state_dict
 
@@ -83,9 +83,9 @@ def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.
     generator = torch.Generator().manual_seed(seed + 1_000_003 * accelerator.process_index)
     log = LossLog(("loss", *loss_columns))
     start = 0
-    checkpoints = complete_checkpoints(run_dir)
-    if checkpoints:
-        tensors, state = load_checkpoint(checkpoints[-1])
+    checkpoint = latest_intact_checkpoint(run_dir)
+    if checkpoint is not None:
+        folder, tensors, state = checkpoint
         with torch.no_grad():
             for name, param in model.named_parameters():
                 if name in tensors:
@@ -95,7 +95,7 @@ def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.
             ema.load_state_dict(state["ema"])
         log.rows = [list(row) for row in state["loss"]]
         start = state["step"]
-        accelerator.print(f"resuming from {checkpoints[-1]} (step {start} of {steps})")
+        accelerator.print(f"resuming from {folder} (step {start} of {steps})")
         if len(state["generators"]) == accelerator.num_processes:
             # A copy: the saved states are rows of one tensor, and set_state crashes on a view at an offset.
             generator.set_state(state["generators"][accelerator.process_index].clone())

@@ -15,6 +15,7 @@ A run is complete once its weights are written (the last file training writes).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,11 @@ class Run:
         if not config_path.is_file():
             raise UserError(f"{root}: not a training run folder (no {CONFIG_FILE})")
         data = read_json(config_path)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UserError(f"{config_path}: not a run's config (no \"format\": \"{FORMAT}\")")
+        missing = [field.name for field in fields(TrainSettings) if field.name not in data]
+        if missing:  # training writes every setting: a missing one was deleted by hand
+            raise UserError(f"{config_path}: has no {', '.join(missing)} (a run's config.json holds every setting)")
         settings = TrainSettings.from_dict(data, where=str(config_path), ignore=_NOT_SETTINGS)
         return cls(root, settings, data.get("base_model_path"))
 
