@@ -65,3 +65,12 @@ def test_demo_end_to_end(tmp_path):
     assert len(list((demo / "generated" / "image").glob("*.png"))) == 2
     assert (demo / "run" / "backgrounds").is_dir()  # the demo trains with BCM
     assert not (tmp_path / "cache").exists()  # the shipped base was used: nothing was pre-trained
+
+
+def test_an_output_the_machine_refuses_is_one_line(synthetic_root, micro_base_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    code = run_cli("train", "--data", synthetic_root, "--object", "washer", "--anomaly", "rust",
+                   "--out", tmp_path / "file" / "run", "--base-model", micro_base_dir, "--resolution", "32",
+                   "--steps", "1")
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and error[0].startswith("error: ") and "file/run" in error[0]

@@ -5,7 +5,10 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
+from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GeneratedSet, GenerateSettings, generate
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import train
@@ -103,3 +106,27 @@ def test_export_mvtec_layout(trained_runs, tmp_path):
     assert (tmp_path / "mvtec" / "washer" / "ground_truth" / "rust" / "0001_mask.png").is_file()
     shutil.rmtree(tmp_path / "mvtec")
     assert GeneratedSet.open(tmp_path / "gen").anomaly == "rust"
+
+
+def test_a_gen_never_mixes_the_samples_of_two_runs(trained_runs, tmp_path):
+    other = tmp_path / "other-run"
+    shutil.copytree(trained_runs[0], other)
+    weights = load_file(other / "weights.safetensors")
+    first = next(iter(weights))
+    weights[first] = weights[first] + 1  # another model, same settings
+    save_file(weights, str(other / "weights.safetensors"))
+    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=2, steps=1))
+    with pytest.raises(UserError, match="another producer"):
+        generate(other, tmp_path / "gen", GenerateSettings(num=2, steps=1))
+    assert GeneratedSet.open(tmp_path / "gen").meta["run"] == str(trained_runs[0])
+
+
+def test_non_finite_weights_stop_generation_in_one_line(trained_runs, tmp_path):
+    broken = tmp_path / "broken-run"
+    shutil.copytree(trained_runs[0], broken)
+    weights = {name: torch.full_like(tensor, float("nan")) for name, tensor in
+               load_file(broken / "weights.safetensors").items()}
+    save_file(weights, str(broken / "weights.safetensors"))
+    with pytest.raises(ModelError, match=r"denoising step 1 of 2: .*non-finite values for sample\(s\) 0, 1;"):
+        generate(broken, tmp_path / "gen", GenerateSettings(num=2, steps=2))
+    assert not GeneratedSet.open(tmp_path / "gen").completed_indices()

@@ -13,7 +13,7 @@ from dualanodiff.cli import model as _model  # noqa: F401
 from dualanodiff.cli import report as _report  # noqa: F401
 from dualanodiff.cli import sweep as _sweep  # noqa: F401
 from dualanodiff.cli.app import app
-from dualanodiff.errors import UserError
+from dualanodiff.errors import UserError, first_line
 
 # Typer 0.29 and newer carry their own copy of click with their own exception classes; older ones use click's.
 _EXIT = tuple({click.exceptions.Exit, typer.Exit})
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
+    except OSError as error:  # the machine refused: a read-only or full disk, --out under a file, no permission
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or first_line(error)}", file=sys.stderr)
+        sys.exit(UserError.exit_code)
     except _EXIT as exit_:
         sys.exit(exit_.exit_code)
     except _USAGE as error:

@@ -70,15 +70,18 @@ class GeneratedSet:
 
     @classmethod
     def create(cls, root: str | Path, *, method: str, object: str, anomaly: str, settings: dict[str, Any],
-               **extra: Any) -> GeneratedSet:
-        """Start a GEN folder, or resume one that was made with exactly the same settings."""
+               producer: str | None = None, **extra: Any) -> GeneratedSet:
+        """Start a GEN folder, or resume one that was made with exactly the same settings by the same producer
+        (for dualanodiff, the run's identity: a GEN never mixes the samples of two models)."""
         root = Path(root)
         meta = {"format": FORMAT, "method": method, "object": object, "anomaly": anomaly,
-                "settings": settings, **extra}
+                "settings": settings, "producer": producer, **extra}
         meta_path = root / META_FILE
         if meta_path.exists():
             old = read_json(meta_path)
-            for key in ("method", "object", "anomaly", "settings"):
+            if not isinstance(old, dict):
+                raise UserError(f"{meta_path}: not a generated set's meta.json (a JSON object)")
+            for key in ("method", "object", "anomaly", "settings", "producer"):
                 if old.get(key) != meta[key]:
                     raise UserError(f"{root}: already holds samples made with another {key} "
                                     f"({old.get(key)!r} != {meta[key]!r}); choose a new --out or delete it")

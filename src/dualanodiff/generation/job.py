@@ -43,7 +43,8 @@ def generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings,
     run, num = pipe.run, settings.num
     generated = GeneratedSet.create(out, method="dualanodiff", object=run.settings.object,
                                     anomaly=run.settings.anomaly,
-                                    settings=settings.recorded(pipe.backgrounds is not None), run=str(run.root),
+                                    settings=settings.recorded(pipe.backgrounds is not None),
+                                    producer=f"run {run.identity()}", run=str(run.root),
                                     data_root=run.settings.data_root, split=run.split())
     done = generated.completed_indices()
     # Fixed batches 0..B-1, B..2B-1, ... dealt out to the processes: a batch is always made whole, so its

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
-from dualanodiff.errors import UserError
+from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -117,7 +117,7 @@ class DualAnoDiffPipeline:
         store = (AttentionStore(model.anomaly_token_indices(), self.config.resolution)
                  if segmenter.needs_attention else None)
         latents = self._denoise(latents, background, steps=steps, guidance=guidance, store=store,
-                                progress=progress)
+                                progress=progress, indices=indices)
         pixels = model.codec.decode(latents.flatten(0, 1))
         decoded = to_uint8(pixels).reshape(len(indices), BRANCHES, *pixels.shape[2:], 3)
         attention = store.maps()[-len(indices):].float().cpu().numpy() if store is not None else None
@@ -135,7 +135,8 @@ class DualAnoDiffPipeline:
         return output
 
     def _denoise(self, latents: torch.Tensor, background: tuple[torch.Tensor, torch.Tensor] | None, *,
-                 steps: int, guidance: float, store: AttentionStore | None, progress: bool) -> torch.Tensor:
+                 steps: int, guidance: float, store: AttentionStore | None, progress: bool,
+                 indices: list[int]) -> torch.Tensor:
         """Both branches' latents (b, 2, C, h, w) denoised together; `background`: BCM's (clean latents of the
         unconditional and the real backgrounds, their noise), re-noised to each step's level."""
         model, streams = self.model, self.model.config.num_streams
@@ -145,7 +146,8 @@ class DualAnoDiffPipeline:
         if guided:
             text = torch.cat([model.text_embeddings(groups, unconditional=True), text])
         self.scheduler.set_timesteps(steps, device=self.device)
-        for t in tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress, leave=False):
+        for step, t in enumerate(tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress,
+                                      leave=False)):
             branches = self.scheduler.scale_model_input(latents, t)
             halves = [branches, branches] if guided else [branches]  # unconditional half first
             if background is not None:
@@ -162,6 +164,12 @@ class DualAnoDiffPipeline:
                 prediction = unconditional + guidance * (conditional - unconditional)
             latents = self.scheduler.step(prediction.flatten(0, 1), t, latents.flatten(0, 1)).prev_sample
             latents = latents.view(groups, BRANCHES, *latent_shape)
+            finite = torch.isfinite(latents.flatten(1)).all(dim=1)
+            if not finite.all():  # NaN weights or an overflow: stop rather than write black images
+                bad = [index for index, ok in zip(indices, finite.tolist(), strict=True) if not ok]
+                raise ModelError(f"denoising step {step + 1} of {steps}: the model produced non-finite values "
+                                 f"for sample(s) {', '.join(map(str, bad))}; check the run's weights "
+                                 "and the guidance scale")
         return latents
 
     def _background_latents(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ A run is complete once its weights are written (the last file training writes).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,14 @@ class Run:
 
     def is_complete(self) -> bool:
         return self.weights_path.is_file()
+
+    def identity(self) -> str:
+        """A hash of the trained weights and the settings: what a GEN records to refuse another run's samples."""
+        digest = hashlib.sha256(json.dumps(self.settings.to_dict(), sort_keys=True).encode())
+        with self.weights_path.open("rb") as weights:
+            for block in iter(lambda: weights.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:16]
 
     def require_complete(self) -> Run:
         if not self.is_complete():
