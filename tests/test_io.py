@@ -39,3 +39,19 @@ def test_a_file_that_is_not_json_is_a_one_line_user_error(tmp_path):
     with pytest.raises(UserError, match=r"bad\.json: not valid JSON") as error:
         read_json(tmp_path / "bad.json")
     assert isinstance(error.value, ValueError) and "\n" not in str(error.value)
+
+
+def test_a_folder_has_one_writer_and_its_stale_temporary_files_go(tmp_path):
+    from dualanodiff.errors import UserError
+    from dualanodiff.io import folder_lock
+
+    stale = tmp_path / "out" / "image" / ".0003.png.k2j4.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a png")
+    with folder_lock(tmp_path / "out"):
+        assert not stale.exists()
+        with pytest.raises(UserError, match=rf"another dualanodiff process \(PID {os.getpid()}\) is writing here"):
+            with folder_lock(tmp_path / "out"):
+                pass
+    with folder_lock(tmp_path / "out"):  # released when the first writer is done
+        pass

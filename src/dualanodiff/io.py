@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from dualanodiff.errors import JSONFileError
+from dualanodiff.errors import JSONFileError, UserError
 
 # mkstemp makes 0600 files; a finished output should get the permissions any new file would (0666 minus umask).
 _UMASK = os.umask(0)
@@ -58,3 +60,30 @@ def save_image(path: str | Path, image: Image.Image | np.ndarray) -> Path:
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+LOCK_FILE = ".dualanodiff.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, *, tidy: bool = True) -> Iterator[None]:
+    """Hold `folder` for one writer: a second one is refused in one line naming the holder's PID. With `tidy`,
+    the temporary files an interrupted writer left behind (`.NAME.XXXX.tmp`) are removed first."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(f"{folder}: another dualanodiff process (PID {holder}) is writing here; wait for it "
+                            "to finish or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if tidy:
+            for stale in folder.rglob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -130,3 +130,10 @@ def test_non_finite_weights_stop_generation_in_one_line(trained_runs, tmp_path):
     with pytest.raises(ModelError, match=r"denoising step 1 of 2: .*non-finite values for sample\(s\) 0, 1;"):
         generate(broken, tmp_path / "gen", GenerateSettings(num=2, steps=2))
     assert not GeneratedSet.open(tmp_path / "gen").completed_indices()
+
+
+def test_a_second_writer_of_one_gen_is_refused(trained_runs, tmp_path):
+    from dualanodiff.io import folder_lock
+
+    with folder_lock(tmp_path / "gen"), pytest.raises(UserError, match="another dualanodiff process"):
+        generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=1))

@@ -8,6 +8,7 @@ would write, and whichever process completes the set writes the summary (and the
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from dualanodiff.devices import process_device
 from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.generation.pipeline import DualAnoDiffPipeline
 from dualanodiff.generation.settings import GenerateSettings
+from dualanodiff.io import folder_lock
 from dualanodiff.training.run import Run
 
 
@@ -37,6 +39,14 @@ def generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings,
     """Make samples 0..num-1 of `settings` into `out` (those not there yet); with several processes, this
     process's share of them."""
     settings.validate()
+    # One writer per GEN folder (with several processes, the first holds it for all of them).
+    holder = folder_lock(out, tidy=num_processes == 1) if process_index == 0 else nullcontext()
+    with holder:
+        return _generate(run, out, settings, process_index, num_processes)
+
+
+def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings, process_index: int,
+              num_processes: int) -> GeneratedSet:
     pipe = DualAnoDiffPipeline.from_pretrained(run, device=process_device(settings.device),
                                                scheduler=settings.scheduler, backgrounds=settings.backgrounds,
                                                compile=settings.compile)

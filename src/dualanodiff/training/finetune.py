@@ -8,6 +8,7 @@ then optimise the adapters with `train.loop.fit`. What ends up in the RUN folder
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from dualanodiff.data import DataSource, load_source, load_training_examples, make_split
+from dualanodiff.io import folder_lock
 from dualanodiff.model.base import BaseModel, load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
 from dualanodiff.training.backgrounds import prepare_backgrounds
@@ -45,7 +47,15 @@ def train(settings: TrainSettings, run_dir: str | Path, *, resume: bool = False)
     """Train the dual-branch adapters for one anomaly type into `run_dir`; returns the run."""
     settings = settings.resolved()
     accelerator = make_accelerator(settings.mixed_precision, settings.gradient_accumulation)
-    run = Run.create(run_dir, settings, resume=resume)
+    # One writer per run folder (under `accelerate launch`, its main process holds the folder for all of them).
+    main = accelerator.is_main_process
+    holder = folder_lock(run_dir, tidy=accelerator.num_processes == 1) if main else nullcontext()
+    with holder:
+        return _train(Run.create(run_dir, settings, resume=resume), accelerator)
+
+
+def _train(run: Run, accelerator: Accelerator) -> Run:
+    settings = run.settings
     # Under `accelerate launch`, every process checks the folder before the main process writes into it.
     accelerator.wait_for_everyone()
     source = load_source(settings.data_root, settings.layout)
