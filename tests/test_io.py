@@ -50,8 +50,8 @@ def test_a_folder_has_one_writer_and_its_stale_temporary_files_go(tmp_path):
     stale.write_bytes(b"half a png")
     with folder_lock(tmp_path / "out"):
         assert not stale.exists()
-        with pytest.raises(UserError, match=rf"another dualanodiff process \(PID {os.getpid()}\) is writing here"):
-            with folder_lock(tmp_path / "out"):
-                pass
+        refused = pytest.raises(UserError, match=rf"another dualanodiff process \(PID {os.getpid()}\) is writing")
+        with refused, folder_lock(tmp_path / "out"):
+            pass
     with folder_lock(tmp_path / "out"):  # released when the first writer is done
         pass
