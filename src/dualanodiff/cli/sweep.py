@@ -1,82 +1,184 @@
 """`dualanodiff sweep`: the benchmark over a data set's (object, anomaly type) pairs, locally or on a Ray cluster.
 
-The sweep takes every option of `train`, `generate` and `evaluate localization` from those commands' own
-definitions (the same names, defaults and help), and hands the ones given to each job in that command's own form.
-Generate's options whose names train already uses become --generation-* (--generation-steps, ...), and the
-evaluation's become --eval-* (--eval-epochs, ...).
+Besides its own options, the sweep takes every option of `train`, `generate` and `evaluate localization`, copied
+from those commands' click options (the same names, defaults and help) by `SweepCommand`, which takes their values
+out again before the sweep's callback runs; the callback builds the stages' settings with those commands' own
+functions (`train_settings`, `generate_settings`, `localization_settings`) and calls `run_sweep`. Generate's options
+whose names train already uses become --generation-* (--generation-steps, ...), and the evaluation's all become
+--eval-* (--eval-epochs, ..., --eval-device).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Collection
-from copy import copy
+import copy
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
+from typer.main import get_command_from_info
 
-from dualanodiff.cli.app import app
-from dualanodiff.cli.evaluate import localization
-from dualanodiff.cli.model import generate_command, train_command
+from dualanodiff.cli.app import app, evaluate_app
+from dualanodiff.cli.evaluate import localization, localization_settings
+from dualanodiff.cli.model import generate_command, generate_settings, train_command, train_settings
+from dualanodiff.errors import UserError
 
 MAX_EXIT_STATUS = 100
+TRAIN, GENERATE, EVALUATE = "train", "generate", "evaluate localization"
+_META_KEY = "dualanodiff.sweep.forwarded"  # where SweepCommand leaves the forwarded values for the callback
 
 
 @dataclass(frozen=True)
-class _Forwarded:
-    """Options of another command that the sweep declares as its own and hands on to that command."""
+class _Source:
+    """A command whose options the sweep declares as its own, but `skip` (the sweep sets those per job)."""
 
-    path: tuple[str, ...]  # the command's words, e.g. ("evaluate", "localization")
-    names: dict[str, str]  # the sweep's parameter name -> the command's
-    parameters: tuple[inspect.Parameter, ...]
-
-    def command_line(self, values: dict[str, Any]) -> tuple[str, ...]:
-        """The options whose value is not the command's default, as that command's parser reads them."""
-        command = typer.main.get_command(app)
-        for word in self.path:
-            command = command.commands[word]
-        given = {self.names[name]: value for name, value in values.items() if name in self.names}
-        args: list[str] = []
-        for param in command.params:
-            if param.param_type_name != "option" or param.name not in given:
-                continue
-            value = given[param.name]
-            if value is None or value == param.default:
-                continue
-            if param.is_flag:
-                args.append(param.opts[0] if value else param.secondary_opts[0])
-            else:
-                args += [param.opts[0], str(value)]
-        return tuple(args)
+    label: str  # the command's words
+    typer_app: typer.Typer
+    callback: Callable[..., Any]
+    skip: frozenset[str]
+    prefix: str  # for an option whose name is taken, or for all of them with `prefix_all`
+    prefix_all: bool = False
 
 
-def _forward(callback: Callable[..., Any], path: tuple[str, ...], *, skip: Collection[str], prefix: str,
-             taken: Collection[str] = (), prefix_all: bool = False) -> _Forwarded:
-    """The command's options but `skip`; those named like one in `taken` (or all) get `prefix`."""
-    names, parameters = {}, []
-    for parameter in inspect.signature(callback, eval_str=True).parameters.values():
-        if parameter.name in skip:
-            continue
-        option = copy(parameter.default)  # a typer OptionInfo: its names, default, metavar and help
-        name, label = parameter.name, " ".join(path)
-        if prefix_all or name in taken:
-            name = f"{prefix}_{name}"
-            label += f" {option.param_decls[0]}"
-            option.param_decls = tuple("/".join(f"--{prefix}-{flag.removeprefix('--')}" for flag in decl.split("/"))
-                                       for decl in option.param_decls)
-        option.help = f"[{label}] {option.help or ''}".rstrip()
-        names[name] = parameter.name
-        parameters.append(parameter.replace(name=name, default=option, kind=inspect.Parameter.KEYWORD_ONLY))
-    return _Forwarded(path, names, tuple(parameters))
+_SOURCES = (
+    _Source(TRAIN, app, train_command, frozenset({"data", "object_", "anomaly", "out", "layout", "resume", "config"}),
+            "train"),
+    _Source(GENERATE, app, generate_command, frozenset({"run", "num", "out", "config"}), "generation"),
+    _Source(EVALUATE, evaluate_app, localization,
+            frozenset({"data", "generated", "out", "layout", "object_", "config"}), "eval", prefix_all=True),
+)
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    option: Any  # the sweep's click Option, a renamed copy of the command's
+    command: str  # TRAIN, GENERATE or EVALUATE
+    name: str  # the command's parameter name
+    flag: str  # the command's option name (--steps for the sweep's --generation-steps)
+
+
+def _options_of(source: _Source) -> list[Any]:
+    """The click options of the source's command, as Typer builds them (without building the whole app)."""
+    info = next(info for info in source.typer_app.registered_commands if info.callback is source.callback)
+    command = get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                    rich_markup_mode=app.rich_markup_mode)
+    return [param for param in command.params if param.param_type_name == "option" and param.name not in source.skip]
+
+
+def _copy(option: Any, source: _Source, prefixed: bool) -> Any:
+    """The option as the sweep declares it: help marked with its command, names prefixed if `prefixed`."""
+    option, label = copy.copy(option), source.label
+    if prefixed:
+        label += f" {option.opts[0]}"
+        option.name = f"{source.prefix}_{option.name}"
+        option.opts, option.secondary_opts = ([f"--{source.prefix}-{flag.removeprefix('--')}" for flag in flags]
+                                              for flags in (option.opts, option.secondary_opts))
+    option.help = f"[{label}] {option.help or ''}".rstrip()
+    return option
+
+
+@functools.cache
+def forwarded_options(own: frozenset[str]) -> tuple[Forwarded, ...]:
+    """Train's, generate's and evaluate localization's options for a command whose own parameters are `own`."""
+    taken, forwarded = set(own), []
+    for source in _SOURCES:
+        options = _options_of(source)
+        for option in options:
+            forwarded.append(Forwarded(_copy(option, source, source.prefix_all or option.name in taken),
+                                       source.label, option.name, option.opts[0]))
+        taken |= {entry.option.name for entry in forwarded}
+    return tuple(forwarded)
+
+
+class SweepCommand(TyperCommand):
+    """The sweep's own options followed by the forwarded ones; `invoke` takes the forwarded values out of the
+    parameters (into `ctx.meta`, per command, under the command's parameter names) before the callback runs."""
+
+    def __init__(self, *args: Any, params: list[Any] | None = None, **kwargs: Any):
+        own = list(params or [])
+        self.forwarded = forwarded_options(frozenset(param.name for param in own))
+        super().__init__(*args, params=[*own, *(entry.option for entry in self.forwarded)], **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        values: dict[str, dict[str, Any]] = {TRAIN: {}, GENERATE: {}, EVALUATE: {}}
+        for entry in self.forwarded:
+            if entry.option.name in ctx.params:
+                values[entry.command][entry.name] = ctx.params.pop(entry.option.name)
+        ctx.meta[_META_KEY] = values
+        return super().invoke(ctx)
 
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip()) if value else ()
 
 
+def _built(build: Callable[[dict[str, Any]], Any], params: dict[str, Any], command: str, ctx: typer.Context) -> Any:
+    """`build(params)`; a refusal that names one of the command's options names the sweep's instead."""
+    try:
+        return build(params)
+    except UserError as error:
+        message = str(error)
+        for entry in ctx.command.forwarded:
+            if entry.command == command and message.startswith(f"{entry.flag} ") and \
+                    entry.option.opts[0] != entry.flag:
+                raise UserError(entry.option.opts[0] + message[len(entry.flag):]) from None
+        raise
+
+
+def sweep_settings(ctx: typer.Context, **own: Any):  # -> SweepSettings (imported lazily)
+    """The SweepSettings of the sweep's own parameters and the forwarded ones (in `ctx.meta`)."""
+    from dualanodiff.sweep.settings import EVERY, SweepSettings
+
+    values = ctx.meta[_META_KEY]
+    evaluation = dict(values[EVALUATE])
+    device = evaluation.pop("device", None)
+    train = {**values[TRAIN], "data": own["data"], "object_": EVERY, "anomaly": EVERY}
+    return SweepSettings(
+        data=own["data"], out=own["out"], layout=own["layout"], objects=_list(own["objects"]),
+        anomalies=_list(own["anomalies"]), num=own["num"], train=_built(train_settings, train, TRAIN, ctx),
+        generate=_built(generate_settings, {**values[GENERATE], "num": own["num"]}, GENERATE, ctx),
+        localization=_built(localization_settings, evaluation, EVALUATE, ctx), localization_device=device,
+        gpus_per_job=own["gpus_per_job"], cpus_per_job=own["cpus_per_job"], retries=own["retries"])
+
+
+SWEEP_HELP = """Run the benchmark: every (object, anomaly type) trained and generated, every object evaluated.
+
+\b
+One job per (object, anomaly type): SWEEP/runs/OBJ/TYPE (train), then SWEEP/generated/OBJ/TYPE
+(generate); once every type of an object is done, SWEEP/eval/OBJ (evaluate localization). At the
+end SWEEP/results.csv and results.md (pixel and image AUROC / AP / F1-max per object and their
+mean; mask area and the other generation figures per type) and SWEEP/report.html. Every option of
+train and generate passes through to the jobs (generate's --steps, --batch-size, --seed and
+--compile as --generation-*), and evaluate localization's as --eval-*.
+
+\b
+Run the same command again to resume: finished jobs are skipped, the others continue; a job whose
+settings changed (say --num) is made afresh. A failing job is retried --retries times, then
+recorded as failed while the others go on. Exit status: 0, or the number of failed jobs (at most
+100). Each job's output: SWEEP/logs/; its status and stage calls: SWEEP/jobs/, from which it is
+replayed by hand: dualanodiff train --config SWEEP/jobs/generate/OBJ/TYPE.json, then generate
+--config with the same file.
+
+\b
+--backend ray: each job is a Ray task asking for --gpus-per-job GPUs and --cpus-per-job CPUs;
+--address joins a running cluster, without it a local one is started. On a cluster, ROOT, SWEEP
+and the current folder must be on a file system that every node sees under the same path, and
+every node needs dualanodiff installed.
+
+\b
+Example: dualanodiff sweep --data mvtec_ad --out sweep --preset sd15 --backend ray --address auto \\
+         --gpus-per-job 2
+Example: dualanodiff sweep --data synthetic --out sweep --objects washer --steps 200 --num 16 \\
+         --generation-steps 20 --eval-epochs 5
+"""
+
+
+@app.command("sweep", cls=SweepCommand, help=SWEEP_HELP)
 def sweep(
+    ctx: typer.Context,
     data: Path = typer.Option(..., "--data", metavar="ROOT",
                               help="The data set's folder (MVTec AD layout or --layout)."),
     out: Path = typer.Option(..., "--out", metavar="SWEEP", help="The sweep's folder (resumable)."),
@@ -96,45 +198,13 @@ def sweep(
                                             help="CPUs per job, also its torch threads (Ray's default: 1)."),
     retries: int = typer.Option(1, "--retries", metavar="R", help="Retries of a failing job before it counts as "
                                                                   "failed."),
-    **options: Any,
 ) -> None:
-    """Run the benchmark: every (object, anomaly type) trained and generated, every object evaluated.
-
-    \b
-    One job per (object, anomaly type): SWEEP/runs/OBJ/TYPE (train), then SWEEP/generated/OBJ/TYPE
-    (generate); once every type of an object is done, SWEEP/eval/OBJ (evaluate localization). At the
-    end SWEEP/results.csv and results.md (pixel and image AUROC / AP / F1-max per object and their
-    mean; mask area and the other generation figures per type) and SWEEP/report.html. Every option of
-    train and generate passes through to the jobs (generate's --steps, --batch-size and --seed as
-    --generation-*), and evaluate localization's as --eval-*.
-
-    \b
-    Run the same command again to resume: finished jobs are skipped, the others continue. A failing
-    job is retried --retries times, then recorded as failed while the others go on. Exit status: 0,
-    or the number of failed jobs (at most 100). Each job's output: SWEEP/logs/; its status and
-    commands: SWEEP/jobs/.
-
-    \b
-    --backend ray: each job is a Ray task asking for --gpus-per-job GPUs and --cpus-per-job CPUs;
-    --address joins a running cluster, without it a local one is started. On a cluster, ROOT, SWEEP
-    and the current folder must be on a file system that every node sees under the same path, and
-    every node needs dualanodiff installed.
-
-    \b
-    Example: dualanodiff sweep --data mvtec_ad --out sweep --preset sd15 --backend ray --address auto \\
-             --gpus-per-job 2
-    Example: dualanodiff sweep --data synthetic --out sweep --objects washer --steps 200 --num 16 \\
-             --generation-steps 20 --eval-epochs 5
-    """
     from tqdm import tqdm
 
-    from dualanodiff.sweep import SweepSettings, run_sweep
+    from dualanodiff.sweep.run import run_sweep
 
-    settings = SweepSettings(
-        data=data, out=out, layout=layout, objects=_list(objects), anomalies=_list(anomalies), num=num,
-        train_args=TRAIN.command_line(options), generate_args=GENERATE.command_line(options),
-        evaluate_args=EVALUATE.command_line(options), gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
-        retries=retries)
+    settings = sweep_settings(ctx, data=data, out=out, layout=layout, objects=objects, anomalies=anomalies, num=num,
+                              gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, retries=retries)
     outcome = run_sweep(settings, backend=backend, address=address)
     print(f"sweep finished in {tqdm.format_interval(outcome.seconds)}: {outcome.done} job(s) done now, "
           f"{outcome.skipped} done before, {len(outcome.failed)} failed, {len(outcome.blocked)} not run")
@@ -147,14 +217,3 @@ def sweep(
         print(f"report: {outcome.report}")
     if outcome.failed:
         raise typer.Exit(min(len(outcome.failed), MAX_EXIT_STATUS))
-
-
-_OWN = [p for p in inspect.signature(sweep, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
-TRAIN = _forward(train_command, ("train",), skip={"data", "object_", "anomaly", "out", "layout", "resume"},
-                 prefix="train")
-GENERATE = _forward(generate_command, ("generate",), skip={"run", "num", "out"}, prefix="generation",
-                    taken={p.name for p in _OWN} | set(TRAIN.names))
-EVALUATE = _forward(localization, ("evaluate", "localization"),
-                    skip={"ctx", "data", "generated", "out", "layout", "object_"}, prefix="eval", prefix_all=True)
-sweep.__signature__ = inspect.Signature([*_OWN, *TRAIN.parameters, *GENERATE.parameters, *EVALUATE.parameters])
-app.command("sweep")(sweep)

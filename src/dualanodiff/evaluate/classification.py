@@ -24,6 +24,7 @@ from dualanodiff.errors import UserError
 from dualanodiff.evaluate.fitting import Schedule, predict, train
 from dualanodiff.evaluate.networks import resnet18_classifier
 from dualanodiff.evaluate.sets import held_out, load_generated, open_generated_sets
+from dualanodiff.evaluate.settings import METRICS_FILE
 from dualanodiff.io import write_json
 
 CONFUSION_FILE = "confusion.png"
@@ -103,5 +104,5 @@ def evaluate_classification(source: DataSource, gen_dirs: Sequence[str | Path], 
         "epoch_losses": losses,
         "test_images": {anomaly: [s.name for s in samples] for anomaly, samples in test_side.anomalies.items()},
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS_FILE, metrics)
     return metrics

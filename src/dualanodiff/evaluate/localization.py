@@ -35,7 +35,7 @@ from dualanodiff.evaluate.fitting import Schedule, predict, train
 from dualanodiff.evaluate.metrics import METRIC_KEYS, ranking_metrics
 from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
 from dualanodiff.evaluate.sets import HeldOut, held_out, load_generated, open_generated_sets
-from dualanodiff.evaluate.settings import LocalizationSettings
+from dualanodiff.evaluate.settings import METRICS_FILE, LocalizationSettings
 from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import read_json, write_json
 
@@ -186,5 +186,5 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
         **means, "std": stds, "per_type": per_type, "per_seed": per_seed, "train_images": train_counts,
         "test_images": test_images,
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS_FILE, metrics)
     return metrics

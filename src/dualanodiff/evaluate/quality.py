@@ -38,6 +38,7 @@ from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError, first_line
 from dualanodiff.evaluate.imaging import batches, imagenet_normalize, to_tensor
 from dualanodiff.evaluate.sets import load_generated, open_generated_sets, recorded_split
+from dualanodiff.evaluate.settings import METRICS_FILE
 from dualanodiff.evaluate.weights import find_weights, load_state_dict_file
 from dualanodiff.io import write_json
 
@@ -341,5 +342,5 @@ def evaluate_quality(source: DataSource, gen_dir: str | Path, out: str | Path, n
                "method": generated.method, "methods": [generated.method], "generated": str(generated.root),
                **figures, "training_references": [s.name for s in split.train],
                "networks": networks.sources, "device": str(torch_device)}
-    write_json(Path(out) / "metrics.json", metrics)
+    write_json(Path(out) / METRICS_FILE, metrics)
     return metrics

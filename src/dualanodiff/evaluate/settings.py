@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from dualanodiff.errors import UserError
 from dualanodiff.settings import Settings, setting
 
+METRICS_FILE = "metrics.json"  # what every evaluation writes into its folder (the EVAL format)
 SIZE_MULTIPLE = 32  # DRAEM's U-Net halves the working side five times
 DRAEM_FILTER = 21  # DRAEM's mean filter (pixels at 256 px) before taking an image's maximum
 

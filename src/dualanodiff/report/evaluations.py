@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dualanodiff.evaluate.metrics import LOCALIZATION_METRICS
+from dualanodiff.evaluate.settings import METRICS_FILE
 from dualanodiff.report.find import Evaluation
 from dualanodiff.report.page import Cell, Figure, Page, Table
 from dualanodiff.report.values import MISSING, finite, is_number, scalar_text
@@ -121,7 +122,7 @@ def metric_table(page: Page, label_headers: Sequence[str], columns: Sequence[Col
     for row in rows:
         cells = [Cell(label) for label in row.labels]
         cells += [_metric_cell(column, row, best[(row.group, column.key)]) for column in columns]
-        cells.append(Cell(_source_text(row.source), "note wrap", page.href(row.source.folder / "metrics.json")))
+        cells.append(Cell(_source_text(row.source), "note wrap", page.href(row.source.folder / METRICS_FILE)))
         body.append(cells)
     return Table([*label_headers, *(c.header for c in columns), "source"], body, caption)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dualanodiff.evaluate.settings import METRICS_FILE
 from dualanodiff.generation.generated_set import FORMAT as GENERATED_FORMAT
 from dualanodiff.generation.generated_set import META_FILE
 from dualanodiff.io import read_json
@@ -88,7 +89,7 @@ def find_outputs(root: str | Path, max_depth: int = MAX_DEPTH) -> Found:
 
     def visit(folder: Path, depth: int) -> None:
         meta = json_object(folder / META_FILE, found.skipped)
-        metrics = json_object(folder / "metrics.json", found.skipped)
+        metrics = json_object(folder / METRICS_FILE, found.skipped)
         _note_results_table(folder, found)
         if meta is not None and meta.get("format") == GENERATED_FORMAT:
             found.generated.append(folder)
