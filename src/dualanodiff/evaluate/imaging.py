@@ -1,4 +1,4 @@
-"""Image plumbing shared by the evaluations: resizing to a square side, batching into tensors, the device."""
+"""Image plumbing shared by the evaluations: uint8 images into float tensors, ImageNet normalisation, batches."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@
   of the starting noise, which a model this small does not learn to remove in minutes; with x0-prediction the same
   budget gives clean, smooth images.
 
-`pretrain.py` then trains the UNet on the object's normal images.
+`training/tiny_base.py` then trains the UNet on the object's normal images.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def build_unet(resolution: int, architecture: TinyArchitecture, seed: int = 0) -
 
 def build_tiny_base(resolution: int = TINY_RESOLUTION, seed: int = 0,
                     architecture: TinyArchitecture = TinyArchitecture()) -> BaseModel:
-    """An untrained tiny base model; `pretrain.pretrain_tiny_base` teaches it the object."""
+    """An untrained tiny base model; `training.tiny_base.pretrain_tiny_base` teaches it the object."""
     multiple = architecture.space_to_depth * 2 ** (len(architecture.block_out_channels) - 1)
     if resolution % multiple:
         raise ValueError(f"tiny preset resolution must be a multiple of {multiple}, got {resolution}")

@@ -1,6 +1,6 @@
 """The optimisation loop both training recipes share: accelerate, checkpoints, resume, progress, loss log.
 
-`train.py` (the dual-branch fine-tuning) and `pretrain.py` (the tiny preset's base model) each build a model whose
+`finetune.py` (the dual-branch fine-tuning) and `tiny_base.py` (the tiny preset's base model) each build a model whose
 forward returns (loss, per-part losses) and a `draw_batch(generator)` function; `fit` does the rest. Every random
 draw of a step comes from one CPU generator whose state is checkpointed, so a resumed run reaches the same weights
 as an uninterrupted one.
