@@ -201,3 +201,40 @@ def test_layout_errors_name_the_file_and_the_key(custom_root, tmp_path, layout, 
 def test_missing_layout_file(custom_root, tmp_path):
     with pytest.raises(DataError, match="layout file not found"):
         load_source(custom_root, tmp_path / "none.json")
+
+
+def test_a_layout_reads_only_inside_the_data_root(custom_root, tmp_path):
+    outside = tmp_path / "elsewhere"
+    (outside / "good").mkdir(parents=True)
+    save_image(outside / "good" / "secret.png", np.zeros((12, 10), np.uint8))
+    for name in "abc":
+        save_image(outside / "dent-labels" / f"{name}.png", np.full((12, 10), 255, np.uint8))
+    dent = {"dent": "defects/dent"}
+    with pytest.raises(DataError, match=r"objects\.part\.normal: '\.\./elsewhere/good' leads out of the data root"):
+        load_source(custom_root, _write_layout(tmp_path / "up.json", anomalies=dent, images="*",
+                                               masks="{root}/labels/{anomaly}/{stem}.png",
+                                               normal="../elsewhere/good"))
+    (custom_root / "linked").symlink_to(outside / "good")  # a link inside the root that points out of it
+    linked = load_source(custom_root, _write_layout(tmp_path / "link.json", anomalies=dent, images="*",
+                                                    masks="{root}/labels/{anomaly}/{stem}.png", normal="linked"))
+    with pytest.raises(DataError, match=r"link\.json: objects\.part\.normal: .*secret\.png lies outside"):
+        linked.normal_train("part")
+    masks_out = load_source(custom_root, _write_layout(tmp_path / "masks.json", anomalies=dent, images="*",
+                                                       masks="{root}/../elsewhere/dent-labels/{stem}.png",
+                                                       normal="good"))
+    with pytest.raises(DataError, match=r"objects\.part\.masks: .*a\.png lies outside the data root"):
+        masks_out.anomaly_samples("part", "dent")
+    assert any("lies outside the data root" in problem for problem in masks_out.problems())
+
+
+def test_a_mask_rule_with_a_format_spec_is_refused(custom_root, tmp_path):
+    with pytest.raises(DataError, match=r"objects\.part\.masks: .*take no format spec"):
+        load_source(custom_root, _write_layout(tmp_path / "spec.json", anomalies={"dent": "defects/dent"},
+                                               images="*", masks="{stem:x}.png", normal="good"))
+
+
+def test_the_hint_to_list_every_problem_names_the_layout(custom_root, tmp_path):
+    layout = _write_layout(tmp_path / "layout.json", anomalies={"dent": "defects/dent"}, images="*",
+                           masks="{root}/nowhere/{stem}.png", normal="good")
+    with pytest.raises(DataError, match=rf"run `dualanodiff data {custom_root} --layout {layout}` for all"):
+        load_source(custom_root, layout).anomaly_samples("part", "dent")

@@ -39,6 +39,7 @@ Every mistake is a `DataError` of one line naming the file and the key, such as
 from __future__ import annotations
 
 import json
+import os
 import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -100,6 +101,8 @@ class _Checker:
         folder = self.text(value, key)
         if PurePosixPath(folder).is_absolute() or Path(folder).is_absolute():
             raise self.fail(key, f"{folder!r} must be a folder relative to the data root")
+        if os.path.normpath(folder).split(os.sep)[0] == "..":
+            raise self.fail(key, f"{folder!r} leads out of the data root (a layout reads only inside it)")
         return folder
 
     def keys(self, entry: dict[str, Any], allowed: set[str], key: str) -> None:
@@ -188,9 +191,13 @@ def _read_mask_rule(check: _Checker, rule: Any, key: str) -> str:
         raise check.fail(key, f"{rule!r} must be relative to the image's folder or start with "
                               f"{ROOT_PREFIX!r}")
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(relative) if field is not None]
+        parsed = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(relative)
+                  if field is not None]
     except ValueError as error:
         raise check.fail(key, f"{rule!r} is not a valid name rule ({error})") from None
+    if any(spec or conversion for _, spec, conversion in parsed):
+        raise check.fail(key, f"{rule!r}: placeholders take no format spec or conversion ({{stem}}, not {{stem:x}})")
+    fields = [field for field, _, _ in parsed]
     allowed = ", ".join(f"{{{name}}}" for name in MASK_PLACEHOLDERS)
     for field in fields:
         if field not in MASK_PLACEHOLDERS:

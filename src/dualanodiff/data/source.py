@@ -62,12 +62,11 @@ def _list_images(folder: Path, pattern: str = "*") -> _Scan:
     return _Scan(images, problems)
 
 
-def _raise_first(scan: _Scan, root: Path) -> list[Any]:
+def _raise_first(scan: _Scan, check_command: str) -> list[Any]:
     """The scan's findings, or a `DataError` with its first problem (and how many more there are)."""
     if scan.problems:
         more = len(scan.problems) - 1
-        raise DataError(scan.problems[0] + (f" (and {more} more; run `dualanodiff data {root}` for all)"
-                                            if more else ""))
+        raise DataError(scan.problems[0] + (f" (and {more} more; run `{check_command}` for all)" if more else ""))
     return scan.found
 
 
@@ -121,6 +120,11 @@ class DataSource(ABC):
     def _normal_scans(self, object: str) -> tuple[_Scan, _Scan]:
         """Scans of the normal training images and the normal test images."""
 
+    @property
+    def check_command(self) -> str:
+        """The command that lists every problem of this data set."""
+        return f"dualanodiff data {self.root}"
+
     def _check_object(self, object: str) -> None:
         objects = self.objects()
         if object not in objects:
@@ -150,15 +154,15 @@ class DataSource(ABC):
 
     def anomaly_samples(self, object: str, anomaly: str) -> list[AnomalySample]:
         """The anomaly images of one type with their masks, sorted by file name."""
-        return _raise_first(self._scan_anomaly(object, anomaly), self.root)
+        return _raise_first(self._scan_anomaly(object, anomaly), self.check_command)
 
     def normal_train(self, object: str) -> list[Path]:
         self._check_object(object)
-        return _raise_first(self._normal_scans(object)[0], self.root)
+        return _raise_first(self._normal_scans(object)[0], self.check_command)
 
     def normal_test(self, object: str) -> list[Path]:
         self._check_object(object)
-        return _raise_first(self._normal_scans(object)[1], self.root)
+        return _raise_first(self._normal_scans(object)[1], self.check_command)
 
     def _selected(self, object: str | None) -> list[str]:
         if object is None:
@@ -248,6 +252,10 @@ class LayoutSource(DataSource):
     def objects(self) -> list[str]:
         return sorted(self.layout.objects)
 
+    @property
+    def check_command(self) -> str:
+        return f"dualanodiff data {self.root} --layout {self.layout.path}"
+
     def _normal_folders(self, object: str) -> set[Path]:
         entry = self.layout.objects[object]
         folders = (entry.normal, entry.normal_test_folder)
@@ -278,6 +286,25 @@ class LayoutSource(DataSource):
     def _image_pattern(self, object: str) -> str:
         return self.layout.objects[object].images
 
+    def _escapes(self, path: Path) -> bool:
+        """Whether `path` (after `..` and links) lies outside the data root: a layout file found in an
+        untrusted data set must not pull in files from elsewhere."""
+        return not path.resolve().is_relative_to(self.root.resolve())
+
+    def _confined(self, scan: _Scan, key: str, paths: Any = lambda found: [found]) -> _Scan:
+        kept, problems = [], list(scan.problems)
+        for found in scan.found:
+            outside = [path for path in paths(found) if self._escapes(path)]
+            if outside:
+                problems.append(f"{self.layout.path}: {key}: {outside[0]} lies outside the data root {self.root}")
+            else:
+                kept.append(found)
+        return _Scan(kept, problems)
+
+    def _scan_anomaly(self, object: str, anomaly: str) -> _Scan:
+        return self._confined(super()._scan_anomaly(object, anomaly), f"objects.{object}.masks",
+                              lambda sample: [sample.image_path, sample.mask_path])
+
     def _mask_path(self, object: str, anomaly: str, image: Path) -> Path:
         rule = self.layout.objects[object].masks
         base = self.root if rule.startswith(ROOT_PREFIX) else image.parent
@@ -288,9 +315,10 @@ class LayoutSource(DataSource):
     def _normal_scans(self, object: str) -> tuple[_Scan, _Scan]:
         """The normal images; with `last_fraction` F the last floor(F x n) (by name) are the test ones."""
         entry = self.layout.objects[object]
-        normal = _list_images(self.root / entry.normal, entry.images)
+        normal = self._confined(_list_images(self.root / entry.normal, entry.images), f"objects.{object}.normal")
         if entry.normal_test_folder is not None:
-            return normal, _list_images(self.root / entry.normal_test_folder, entry.images)
+            return normal, self._confined(_list_images(self.root / entry.normal_test_folder, entry.images),
+                                          f"objects.{object}.normal_test")
         held_out = math.floor((entry.normal_test_fraction or 0.0) * len(normal.found))
         keep = len(normal.found) - held_out
         return _Scan(normal.found[:keep], normal.problems), _Scan(normal.found[keep:], [])
