@@ -41,6 +41,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def ordinary_permissions(folder: str | Path) -> None:
+    """Give every file under `folder` the permissions a new file gets (libraries that write through temporary
+    files, safetensors among them, leave 0600)."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, _FILE_MODE)
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Write `data` as indented JSON, atomically."""
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"

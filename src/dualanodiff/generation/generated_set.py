@@ -14,6 +14,7 @@ with the same settings makes only the missing ones.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dualanodiff.data.images import load_rgb, read_mask
-from dualanodiff.errors import UserError
+from dualanodiff.errors import DataError, UserError
 from dualanodiff.io import read_json, save_image, write_json
 from dualanodiff.viz import contact_sheet
 
@@ -45,8 +46,13 @@ class GeneratedSample:
 
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image HxWx3 uint8, anomaly part HxWx3 uint8, mask HxW bool)."""
-        return (np.asarray(load_rgb(self.image_path)), np.asarray(load_rgb(self.anomaly_part_path)),
-                read_mask(self.mask_path))
+        image, part = np.asarray(load_rgb(self.image_path)), np.asarray(load_rgb(self.anomaly_part_path))
+        mask = read_mask(self.mask_path)
+        for path, shape in ((self.anomaly_part_path, part.shape[:2]), (self.mask_path, mask.shape)):
+            if shape != image.shape[:2]:
+                raise DataError(f"{path}: is {shape[1]}x{shape[0]} pixels but its image {self.image_path.name} "
+                                f"is {image.shape[1]}x{image.shape[0]}")
+        return image, part, mask
 
 
 class GeneratedSet:
@@ -145,14 +151,21 @@ class GeneratedSet:
             title = f"{self.method}: {self.object} / {self.anomaly} ({len(samples)} samples)"
         return contact_sheet([sample.load() for sample in samples], path, title=title, groups=groups)
 
+    def mvtec_folders(self, data_root: str | Path) -> tuple[Path, Path]:
+        """ROOT/<object>/test/<anomaly>/ and ground_truth/<anomaly>/, made now: a target that cannot be written
+        fails before any sample is generated."""
+        object_root = Path(data_root) / self.object
+        folders = object_root / "test" / self.anomaly, object_root / "ground_truth" / self.anomaly
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise UserError(f"--export-mvtec {data_root}: {folder} is not writable")
+        return folders
+
     def export_mvtec(self, data_root: str | Path) -> Path:
         """Copy the pairs into MVTec layout: ROOT/<object>/test/<anomaly>/ and ground_truth/<anomaly>/."""
-        object_root = Path(data_root) / self.object
-        images = object_root / "test" / self.anomaly
-        masks = object_root / "ground_truth" / self.anomaly
-        images.mkdir(parents=True, exist_ok=True)
-        masks.mkdir(parents=True, exist_ok=True)
+        images, masks = self.mvtec_folders(data_root)
         for sample in self.samples():
             shutil.copyfile(sample.image_path, images / f"{sample.index:04d}.png")
             shutil.copyfile(sample.mask_path, masks / f"{sample.index:04d}_mask.png")
-        return object_root
+        return images.parents[1]

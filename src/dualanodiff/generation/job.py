@@ -56,6 +56,8 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
                                     settings=settings.recorded(pipe.backgrounds is not None),
                                     producer=f"run {run.identity()}", run=str(run.root),
                                     data_root=run.settings.data_root, split=run.split())
+    if settings.export_mvtec is not None:
+        generated.mvtec_folders(settings.export_mvtec)
     done = generated.completed_indices()
     # Fixed batches 0..B-1, B..2B-1, ... dealt out to the processes: a batch is always made whole, so its
     # samples come out bit for bit the same whatever the process count or restart (a CPU's float sums can

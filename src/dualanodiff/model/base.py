@@ -21,6 +21,7 @@ from torch import nn
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from dualanodiff.errors import ModelError, first_line
+from dualanodiff.io import ordinary_permissions
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -126,6 +127,7 @@ class BaseModel:
         self.text_encoder.save_pretrained(directory / "text_encoder", safe_serialization=True)
         self.tokenizer.save_pretrained(directory / "tokenizer")
         DDPMScheduler.from_config(self.scheduler_config).save_pretrained(directory / "scheduler")
+        ordinary_permissions(directory)
         return directory
 
 

@@ -16,7 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from dualanodiff.data import DataSource, load_source, load_training_examples, make_split
-from dualanodiff.io import folder_lock
+from dualanodiff.io import folder_lock, ordinary_permissions
 from dualanodiff.model.base import BaseModel, load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
 from dualanodiff.training.backgrounds import prepare_backgrounds
@@ -39,6 +39,7 @@ def _base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple
     if model_dir.resolve() != own_copy.resolve() and accelerator.is_main_process:
         shutil.rmtree(own_copy, ignore_errors=True)
         shutil.copytree(model_dir, own_copy)
+        ordinary_permissions(own_copy)  # a base cached by an earlier version may hold 0600 files
     accelerator.wait_for_everyone()  # the other processes load the copy once it is complete
     return load_base_model(own_copy), own_copy.name
 
