@@ -21,16 +21,29 @@ _ABORT = tuple({click.exceptions.Abort, typer.Abort})
 _USAGE = tuple({click.ClickException, typer.TyperException})
 
 
+def _end_progress_bars() -> None:
+    """Close the progress bars an error interrupted, so that its line starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    bars = list(getattr(tqdm.tqdm, "_instances", ())) if tqdm is not None else []
+    for bar in bars:
+        bar.close()
+    if bars:
+        print(file=sys.stderr)
+
+
+def _refuse(message: str) -> None:
+    _end_progress_bars()
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(UserError.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         result = app(args=argv, prog_name="dualanodiff", standalone_mode=False)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        _refuse(str(error))
     except OSError as error:  # the machine refused: a read-only or full disk, --out under a file, no permission
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror or first_line(error)}", file=sys.stderr)
-        sys.exit(UserError.exit_code)
+        _refuse(f"{error.filename}: " * bool(error.filename) + (error.strerror or first_line(error)))
     except _EXIT as exit_:
         sys.exit(exit_.exit_code)
     except _USAGE as error:

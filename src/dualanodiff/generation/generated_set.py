@@ -87,11 +87,13 @@ class GeneratedSet:
             old = read_json(meta_path)
             if not isinstance(old, dict):
                 raise UserError(f"{meta_path}: not a generated set's meta.json (a JSON object)")
-            for key in ("method", "object", "anomaly", "settings", "producer"):
-                if old.get(key) != meta[key]:
-                    raise UserError(f"{root}: already holds samples made with another {key} "
-                                    f"({old.get(key)!r} != {meta[key]!r}); choose a new --out or delete it")
-            meta = {**old, **extra}
+            # A GEN that holds no sample yet (an earlier attempt failed) takes the new settings: nothing is mixed.
+            if any((root / RECORD_FOLDER).glob("*.json")):
+                for key in ("method", "object", "anomaly", "settings", "producer"):
+                    if old.get(key) != meta[key]:
+                        raise UserError(f"{root}: already holds samples made with another {key} "
+                                        f"({old.get(key)!r} != {meta[key]!r}); choose a new --out or delete it")
+                meta = {**old, **extra}
         else:
             stray = [d for d in _KINDS if (root / d).exists() and any((root / d).iterdir())]
             if stray:

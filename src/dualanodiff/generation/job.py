@@ -20,6 +20,7 @@ from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.generation.pipeline import DualAnoDiffPipeline
 from dualanodiff.generation.settings import GenerateSettings
 from dualanodiff.io import folder_lock
+from dualanodiff.masks.anomaly import load_segmenter
 from dualanodiff.training.run import Run
 
 
@@ -47,6 +48,7 @@ def generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings,
 
 def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings, process_index: int,
               num_processes: int) -> GeneratedSet:
+    segmenter = load_segmenter(settings.mask_method)  # a bad mask method fails before the model loads
     pipe = DualAnoDiffPipeline.from_pretrained(run, device=process_device(settings.device),
                                                scheduler=settings.scheduler, backgrounds=settings.backgrounds,
                                                compile=settings.compile)
@@ -69,7 +71,7 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
                     desc=f"generating {run.settings.object}/{run.settings.anomaly}", unit="pair")
     for batch in todo:
         output = pipe(batch, seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
-                      segmenter=settings.mask_method, background_every=settings.background_every, progress=False)
+                      segmenter=segmenter, background_every=settings.background_every, progress=False)
         for image, part, mask, record in zip(output.images, output.anomaly_parts, output.masks, output.records,
                                              strict=True):
             index = record.pop("index")

@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from dualanodiff.data import DataSource, load_source, load_training_examples, make_split
+from dualanodiff.errors import ModelError
 from dualanodiff.io import folder_lock, ordinary_permissions
 from dualanodiff.model.base import BaseModel, load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
@@ -33,6 +34,9 @@ def _base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple
         return load_base_model(settings.base_model), settings.base_model
     if settings.base_model is not None:
         model_dir = Path(settings.base_model)
+        if not model_dir.is_dir():
+            raise ModelError(f"--base-model {model_dir}: no such folder (the tiny preset takes a tiny base's "
+                             "folder, or none to pre-train one)")
     else:
         model_dir = cached_tiny_base(source.normal_train(settings.object), settings.object, settings.tiny_base())
     own_copy = run.tiny_base_dir
