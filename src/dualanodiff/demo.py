@@ -70,21 +70,24 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> DemoResul
         seconds[stage] = now - clock
         clock = now
 
-    data_root = write_synthetic(out / "data", seed=settings.data_seed, size=settings.data_size)
-    lap("synthetic data")
+    # Both stages' settings are built (and checked) before any work: a bad --num fails now, not after training.
+    data_root = out / "data"
     base = shipped_base_for(settings.data_seed, settings.data_size)
     train_settings = TrainSettings(data_root=str(data_root), object=DEMO_OBJECT, anomaly=DEMO_ANOMALY,
                                    preset="tiny", base_model=str(base) if base else None, steps=settings.steps,
-                                   seed=settings.seed, model=DualConfig(bcm=True))
+                                   seed=settings.seed, model=DualConfig(bcm=True)).validate()
+    generate_settings = GenerateSettings(num=settings.num, steps=settings.generation_steps,
+                                         guidance=settings.guidance, batch_size=settings.num,
+                                         seed=settings.seed).validate()
+    write_synthetic(data_root, seed=settings.data_seed, size=settings.data_size)
+    lap("synthetic data")
     run_dir = out / "run"
     run = train(train_settings, run_dir, resume=Run.is_run(run_dir))
     lap("training")
-    generated = generate(run, out / "generated", GenerateSettings(
-        num=settings.num, steps=settings.generation_steps, guidance=settings.guidance, batch_size=settings.num,
-        seed=settings.seed))
+    generated = generate(run, out / "generated", generate_settings)
     lap("generation")
     sheet = generated.contact_sheet(out / DEMO_SHEET, max_rows=settings.num,
-                                         title=f"DualAnoDiff demo: {DEMO_OBJECT} / {DEMO_ANOMALY} (tiny preset)")
+                                    title=f"DualAnoDiff demo: {DEMO_OBJECT} / {DEMO_ANOMALY} (tiny preset)")
     lap("contact sheet")
     paths = {"data": data_root, "run": run_dir, "generated": generated.root, "contact_sheet": sheet}
     return DemoResult(paths, seconds)

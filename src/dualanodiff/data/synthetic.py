@@ -330,6 +330,8 @@ def write_synthetic(out: str | Path, *, seed: int = 0, size: int = 256, train_co
     out = Path(out)
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise UserError(f"--size {size}: must be between {MIN_SIZE} and {MAX_SIZE} pixels")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be at least 0")
     if min(train_count, test_good_count, anomaly_count) < 1:
         raise UserError("the synthetic data set needs at least one image of each kind")
     settings = {"format": SYNTHETIC_FORMAT, "seed": seed, "size": size, "train_count": train_count,
