@@ -59,63 +59,104 @@ def _missing(command: str, **options: Any) -> None:
         raise UserError(f"{command}: missing option(s) {', '.join(absent)} (or --config FILE)")
 
 
+# train's options, one constant each so that the command reads in one screen.
+_TRAIN_DATA = typer.Option(None, "--data", metavar="ROOT", help="The data set's folder.")
+_TRAIN_OBJECT = typer.Option(None, "--object", metavar="OBJ", help="The object (MVTec AD category).")
+_TRAIN_ANOMALY = typer.Option(None, "--anomaly", metavar="TYPE", help="The anomaly type to learn.")
+_TRAIN_OUT = typer.Option(None, "--out", metavar="RUN", help="The run folder to write.")
+_TRAIN_LAYOUT = typer.Option(None, "--layout", metavar="FILE", help="JSON layout of a custom data set.")
+_TRAIN_PRESET = typer.Option("tiny", "--preset", help=PRESET_HELP)
+_TRAIN_BASE_MODEL = typer.Option(None, "--base-model", metavar="ID_OR_PATH",
+                                 help="sd15: a diffusers folder or hub id; tiny: a tiny base folder.")
+_TRAIN_STEPS = typer.Option(None, "--steps", metavar="N", help=_preset_help("Optimizer steps", "steps"))
+_TRAIN_BATCH_SIZE = typer.Option(None, "--batch-size", metavar="B",
+                                 help=_preset_help("Image pairs per step", "batch_size"))
+_TRAIN_GRADIENT_ACCUMULATION = typer.Option(1, "--gradient-accumulation", metavar="K")
+_TRAIN_LR = typer.Option(None, "--lr", help=_preset_help("Learning rate", "lr"))
+_TRAIN_LR_SCHEDULE = typer.Option(None, "--lr-schedule",
+                                  help=_preset_help("constant or cosine (warm-up, then decay)", "lr_schedule"))
+_TRAIN_RANK = typer.Option(None, "--rank", metavar="R", help="LoRA rank of each branch (default: 32).")
+_TRAIN_LORA_ALPHA = typer.Option(None, "--lora-alpha", metavar="A",
+                                 help="LoRA alpha (default: the rank, a scale of 1).")
+_TRAIN_RESOLUTION = typer.Option(None, "--resolution", metavar="PX",
+                                 help=_preset_help("Training image side", "resolution"))
+_TRAIN_SEED = typer.Option(None, "--seed", metavar="S", help=_preset_help("Seed", "seed"))
+_TRAIN_MIXED_PRECISION = typer.Option(None, "--mixed-precision",
+                                      help=_preset_help("auto, no, fp16 or bf16", "mixed_precision"))
+_TRAIN_CHECKPOINT_EVERY = typer.Option(None, "--checkpoint-every", metavar="K",
+                                       help=_preset_help("Steps between checkpoints", "checkpoint_every"))
+_TRAIN_KEEP_CHECKPOINTS = typer.Option(2, "--keep-checkpoints", metavar="K", help="Checkpoints kept.")
+_TRAIN_GRADIENT_CHECKPOINTING = typer.Option(False, "--gradient-checkpointing")
+_TRAIN_EMA_DECAY = typer.Option(None, "--ema-decay", metavar="D",
+                                help="Keep a moving average of the adapters (default: off).")
+_TRAIN_COMPILE = typer.Option(False, "--compile", help="torch.compile the UNet (first step compiles, slowly).")
+_TRAIN_FLIP_HORIZONTAL = typer.Option(None, "--flip-horizontal/--no-flip-horizontal")
+_TRAIN_FLIP_VERTICAL = typer.Option(None, "--flip-vertical/--no-flip-vertical")
+_TRAIN_TRAIN_COUNT = typer.Option(None, "--train-count", metavar="K",
+                                  help="Train on the first K images (default: the first ceil(n/3)).")
+_TRAIN_BASE_STEPS = typer.Option(None, "--base-steps", metavar="N",
+                                 help=_preset_help("tiny: pre-training steps of its base", "base_steps"))
+_TRAIN_BASE_BATCH_SIZE = typer.Option(None, "--base-batch-size", metavar="B",
+                                      help=_preset_help("tiny: pre-training batch", "base_batch_size"))
+_TRAIN_BASE_LR = typer.Option(None, "--base-lr", metavar="LR",
+                              help=_preset_help("tiny: pre-training learning rate", "base_lr"))
+_TRAIN_SAIM = typer.Option(True, "--saim/--no-saim", help="The interaction module (off: ablation).")
+_TRAIN_SAIM_INIT = typer.Option("zero", "--saim-init", help="zero (step 0 = base) or default (released).")
+_TRAIN_TEXT_ENCODER_LORA = typer.Option(True, "--text-encoder-lora/--no-text-encoder-lora")
+_TRAIN_OBJECT_TOKEN = typer.Option("vfx", "--object-token", help="Global prompt: 'a OBJ with ANOMALY'.")
+_TRAIN_ANOMALY_TOKEN = typer.Option("sks", "--anomaly-token", help="Anomaly branch prompt.")
+_TRAIN_BCM = typer.Option(False, "--bcm", help="Background compensation (objects on a background).")
+_TRAIN_BCM_FORM = typer.Option("additive", "--bcm-form", help="additive (paper) or gated (released code).")
+_TRAIN_OBJECT_MASKS = typer.Option(None, "--object-masks", metavar="DIR",
+                                   help="BCM: object masks made with any tool, DIR/<stem>.png.")
+_TRAIN_OBJECT_SEGMENTER = typer.Option("border", "--object-segmenter",
+                                       help="BCM: border (weight-free) or module.path:factory.")
+_TRAIN_RESUME = typer.Option(False, "--resume", help="Continue from the run's latest checkpoint.")
+_TRAIN_CONFIG = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP)
+
+
 @app.command("train")
 def train_command(
-    data: Path | None = typer.Option(None, "--data", metavar="ROOT", help="The data set's folder."),
-    object_: str | None = typer.Option(None, "--object", metavar="OBJ", help="The object (MVTec AD category)."),
-    anomaly: str | None = typer.Option(None, "--anomaly", metavar="TYPE", help="The anomaly type to learn."),
-    out: Path | None = typer.Option(None, "--out", metavar="RUN", help="The run folder to write."),
-    layout: Path | None = typer.Option(None, "--layout", metavar="FILE", help="JSON layout of a custom data set."),
-    preset: str = typer.Option("tiny", "--preset", help=PRESET_HELP),
-    base_model: str | None = typer.Option(None, "--base-model", metavar="ID_OR_PATH",
-                                          help="sd15: a diffusers folder or hub id; tiny: a tiny base folder."),
-    steps: int | None = typer.Option(None, "--steps", metavar="N", help=_preset_help("Optimizer steps", "steps")),
-    batch_size: int | None = typer.Option(None, "--batch-size", metavar="B",
-                                          help=_preset_help("Image pairs per step", "batch_size")),
-    gradient_accumulation: int = typer.Option(1, "--gradient-accumulation", metavar="K"),
-    lr: float | None = typer.Option(None, "--lr", help=_preset_help("Learning rate", "lr")),
-    lr_schedule: str | None = typer.Option(None, "--lr-schedule",
-                                           help=_preset_help("constant or cosine (warm-up, then decay)",
-                                                             "lr_schedule")),
-    rank: int | None = typer.Option(None, "--rank", metavar="R", help="LoRA rank of each branch (default: 32)."),
-    lora_alpha: float | None = typer.Option(None, "--lora-alpha", metavar="A",
-                                            help="LoRA alpha (default: the rank, a scale of 1)."),
-    resolution: int | None = typer.Option(None, "--resolution", metavar="PX",
-                                          help=_preset_help("Training image side", "resolution")),
-    seed: int | None = typer.Option(None, "--seed", metavar="S", help=_preset_help("Seed", "seed")),
-    mixed_precision: str | None = typer.Option(None, "--mixed-precision",
-                                               help=_preset_help("auto, no, fp16 or bf16", "mixed_precision")),
-    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", metavar="K",
-                                                help=_preset_help("Steps between checkpoints", "checkpoint_every")),
-    keep_checkpoints: int = typer.Option(2, "--keep-checkpoints", metavar="K", help="Checkpoints kept."),
-    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing"),
-    ema_decay: float | None = typer.Option(None, "--ema-decay", metavar="D",
-                                           help="Keep a moving average of the adapters (default: off)."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first step compiles, slowly)."),
-    flip_horizontal: bool | None = typer.Option(None, "--flip-horizontal/--no-flip-horizontal"),
-    flip_vertical: bool | None = typer.Option(None, "--flip-vertical/--no-flip-vertical"),
-    train_count: int | None = typer.Option(None, "--train-count", metavar="K",
-                                           help="Train on the first K images (default: the first ceil(n/3))."),
-    base_steps: int | None = typer.Option(None, "--base-steps", metavar="N",
-                                          help=_preset_help("tiny: pre-training steps of its base", "base_steps")),
-    base_batch_size: int | None = typer.Option(None, "--base-batch-size", metavar="B",
-                                               help=_preset_help("tiny: pre-training batch", "base_batch_size")),
-    base_lr: float | None = typer.Option(None, "--base-lr", metavar="LR",
-                                         help=_preset_help("tiny: pre-training learning rate", "base_lr")),
-    saim: bool = typer.Option(True, "--saim/--no-saim", help="The interaction module (off: ablation)."),
-    saim_init: str = typer.Option("zero", "--saim-init", help="zero (step 0 = base) or default (released)."),
-    text_encoder_lora: bool = typer.Option(True, "--text-encoder-lora/--no-text-encoder-lora"),
-    object_token: str = typer.Option("vfx", "--object-token", help="Global prompt: 'a OBJ with ANOMALY'."),
-    anomaly_token: str = typer.Option("sks", "--anomaly-token", help="Anomaly branch prompt."),
-    bcm: bool = typer.Option(False, "--bcm", help="Background compensation (objects on a background)."),
-    bcm_form: str = typer.Option("additive", "--bcm-form", help="additive (paper) or gated (released code)."),
-    object_masks: Path | None = typer.Option(None, "--object-masks", metavar="DIR",
-                                             help="BCM: object masks made with any tool, DIR/<stem>.png."),
-    object_segmenter: str = typer.Option("border", "--object-segmenter",
-                                         help="BCM: border (weight-free) or module.path:factory."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run's latest checkpoint."),
-    config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
-) -> None:
+    data: Path | None = _TRAIN_DATA,
+    object_: str | None = _TRAIN_OBJECT,
+    anomaly: str | None = _TRAIN_ANOMALY,
+    out: Path | None = _TRAIN_OUT,
+    layout: Path | None = _TRAIN_LAYOUT,
+    preset: str = _TRAIN_PRESET,
+    base_model: str | None = _TRAIN_BASE_MODEL,
+    steps: int | None = _TRAIN_STEPS,
+    batch_size: int | None = _TRAIN_BATCH_SIZE,
+    gradient_accumulation: int = _TRAIN_GRADIENT_ACCUMULATION,
+    lr: float | None = _TRAIN_LR,
+    lr_schedule: str | None = _TRAIN_LR_SCHEDULE,
+    rank: int | None = _TRAIN_RANK,
+    lora_alpha: float | None = _TRAIN_LORA_ALPHA,
+    resolution: int | None = _TRAIN_RESOLUTION,
+    seed: int | None = _TRAIN_SEED,
+    mixed_precision: str | None = _TRAIN_MIXED_PRECISION,
+    checkpoint_every: int | None = _TRAIN_CHECKPOINT_EVERY,
+    keep_checkpoints: int = _TRAIN_KEEP_CHECKPOINTS,
+    gradient_checkpointing: bool = _TRAIN_GRADIENT_CHECKPOINTING,
+    ema_decay: float | None = _TRAIN_EMA_DECAY,
+    compile_: bool = _TRAIN_COMPILE,
+    flip_horizontal: bool | None = _TRAIN_FLIP_HORIZONTAL,
+    flip_vertical: bool | None = _TRAIN_FLIP_VERTICAL,
+    train_count: int | None = _TRAIN_TRAIN_COUNT,
+    base_steps: int | None = _TRAIN_BASE_STEPS,
+    base_batch_size: int | None = _TRAIN_BASE_BATCH_SIZE,
+    base_lr: float | None = _TRAIN_BASE_LR,
+    saim: bool = _TRAIN_SAIM,
+    saim_init: str = _TRAIN_SAIM_INIT,
+    text_encoder_lora: bool = _TRAIN_TEXT_ENCODER_LORA,
+    object_token: str = _TRAIN_OBJECT_TOKEN,
+    anomaly_token: str = _TRAIN_ANOMALY_TOKEN,
+    bcm: bool = _TRAIN_BCM,
+    bcm_form: str = _TRAIN_BCM_FORM,
+    object_masks: Path | None = _TRAIN_OBJECT_MASKS,
+    object_segmenter: str = _TRAIN_OBJECT_SEGMENTER,
+    resume: bool = _TRAIN_RESUME,
+    config: Path | None = _TRAIN_CONFIG,
+) -> Any:
     """Train one DualAnoDiff model for one (object, anomaly type).
 
     \b
@@ -131,8 +172,7 @@ def train_command(
     from dualanodiff.training.finetune import train
 
     if config is not None:
-        run_call(read_call(config, "train"))
-        return
+        return run_call(read_call(config, "train"))
     settings = train_settings(locals())
     _missing("train", out=out)
     train(settings, out, resume=resume)
