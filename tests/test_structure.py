@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "src" / "dualanodiff"
 # Lowest first: a module may import from its own layer and the layers before it, never from a later one.
 LAYERS = [
-    {"errors", "io", "lazy", "settings", "plugins", "weights", "devices"},
+    {"errors", "io", "lazy", "settings", "plugins", "weights", "devices", "progress"},
     {"data"},
     {"model"},
     {"masks", "viz"},

@@ -36,7 +36,6 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 from torchvision.transforms import functional as TF
-from tqdm import tqdm
 
 from dualanodiff.data import (
     DataSource,
@@ -50,6 +49,7 @@ from dualanodiff.data import (
 from dualanodiff.errors import UserError
 from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.masks.objects import BorderColourSegmenter
+from dualanodiff.progress import progress
 
 DEFAULT_RESOLUTION = 256
 FEATHER_SIGMA = 1.0  # pixels of croppaste's soft edge
@@ -326,7 +326,7 @@ def generate_baseline(method: str, source: DataSource, object: str, anomaly: str
     if todo:
         data = load_baseline_data(source, object, split.train, resolution, need_anomalies=method == "croppaste")
         generator = GENERATORS[method]
-        for index in tqdm(todo, desc=f"{method} {object}/{anomaly}", unit="sample", disable=None):
+        for index in progress(todo, desc=f"{method} {object}/{anomaly}", unit="sample"):
             rng = np.random.default_rng([seed, index])
             normal = int(rng.integers(len(data.normals)))
             image, mask, record = generator(data, rng, normal)

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from dualanodiff.errors import UserError
 from dualanodiff.evaluate.imaging import batches, imagenet_normalize, to_tensor
+from dualanodiff.progress import progress
 
 JITTER = 0.1
 
@@ -75,7 +75,7 @@ def train(model: nn.Module, images: np.ndarray, targets: np.ndarray,
     total = schedule.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(0.8 * total), int(0.9 * total)], gamma=0.2)
     epoch_losses = []
-    progress = tqdm(total=total, desc=description, unit="step", leave=False, disable=None)
+    bar = progress(total=total, desc=description, unit="step", leave=False)
     for _ in range(schedule.epochs):
         order = order_rng.permutation(len(images))
         losses = []
@@ -89,10 +89,10 @@ def train(model: nn.Module, images: np.ndarray, targets: np.ndarray,
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
-            progress.update()
-            progress.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
         epoch_losses.append(float(np.mean(losses)))
-    progress.close()
+    bar.close()
     model.eval()
     return epoch_losses
 

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from dualanodiff.data import DataSource, load_anomalies, load_images
 from dualanodiff.devices import resolve_device
@@ -38,6 +37,7 @@ from dualanodiff.evaluate.sets import HeldOut, held_out, load_generated, open_ge
 from dualanodiff.evaluate.settings import METRICS_FILE, LocalizationSettings
 from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import read_json, write_json
+from dualanodiff.progress import progress
 
 EXAMPLES_FILE = "examples.png"
 
@@ -152,7 +152,7 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
                    "normal_train": train_counts["normal"]}
     per_seed = []
     maps, example_seed = None, 0
-    for seed in tqdm(range(settings.seeds), desc=f"localization {object}", unit="seed"):
+    for seed in progress(range(settings.seeds), desc=f"localization {object}", unit="seed"):
         seed_file = out / "seeds" / f"seed_{seed}.json"
         saved = read_json(seed_file) if seed_file.is_file() else {}
         if saved.get("fingerprint") == fingerprint:

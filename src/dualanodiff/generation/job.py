@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from dualanodiff.devices import process_device
 from dualanodiff.generation.generated_set import GeneratedSet
@@ -21,6 +20,7 @@ from dualanodiff.generation.pipeline import DualAnoDiffPipeline
 from dualanodiff.generation.settings import GenerateSettings
 from dualanodiff.io import folder_lock
 from dualanodiff.masks.anomaly import load_segmenter
+from dualanodiff.progress import progress
 from dualanodiff.training.run import Run
 
 
@@ -67,7 +67,7 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
     batches = [range(start, min(start + settings.batch_size, num)) for start in range(0, num, settings.batch_size)]
     todo = [batch for number, batch in enumerate(batches)
             if number % num_processes == process_index and not done.issuperset(batch)]
-    progress = tqdm(total=sum(len(set(batch) - done) for batch in todo),
+    bar = progress(total=sum(len(set(batch) - done) for batch in todo),
                     desc=f"generating {run.settings.object}/{run.settings.anomaly}", unit="pair")
     for batch in todo:
         output = pipe(batch, seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
@@ -77,8 +77,8 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
             index = record.pop("index")
             if index not in done:
                 generated.write_sample(index, image, part, mask, record)
-                progress.update(1)
-    progress.close()
+                bar.update(1)
+    bar.close()
     # With several processes, the one that finds every sample written (the last to finish) writes the summary.
     if generated.completed_indices() >= set(range(num)):
         records = [sample.record for sample in generated.samples()]

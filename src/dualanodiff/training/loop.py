@@ -16,9 +16,9 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from torch import nn
-from tqdm.auto import tqdm
 
 from dualanodiff.errors import UserError
+from dualanodiff.progress import progress
 from dualanodiff.training.checkpoint import LossLog, latest_intact_checkpoint, save_checkpoint
 from dualanodiff.training.settings import LR_SCHEDULES
 from dualanodiff.weights import trainable_state_dict
@@ -67,8 +67,8 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     warmup = max(1, round(WARMUP_FRACTION * steps))
     if step < warmup:
         return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+    fraction = (step - warmup) / max(1, steps - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * fraction))
 
 
 def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.Generator], tuple], *,
@@ -107,7 +107,7 @@ def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.
                               f"resumed by {accelerator.num_processes}: batches are drawn afresh")
 
     wrapped, optimizer = accelerator.prepare(model, optimizer)
-    progress = tqdm(total=steps, initial=start, desc=title, disable=not accelerator.is_local_main_process,
+    bar = progress(total=steps, initial=start, desc=title, disable=not accelerator.is_local_main_process,
                     dynamic_ncols=True)
     wrapped.train()
     for step in range(start, steps):
@@ -124,12 +124,12 @@ def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.
         if ema is not None:
             ema.step(parameters)
         log.add(step + 1, loss.item(), *parts.tolist())
-        progress.update(1)
-        progress.set_postfix(loss=f"{log.rows[-1][1]:.4f}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{log.rows[-1][1]:.4f}")
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
             _checkpoint(accelerator, model, optimizer, generator, ema, log, run_dir, step + 1,
                         keep_checkpoints, title)
-    progress.close()
+    bar.close()
     return log, ema
 
 
