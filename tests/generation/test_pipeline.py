@@ -137,3 +137,12 @@ def test_a_second_writer_of_one_gen_is_refused(trained_runs, tmp_path):
 
     with folder_lock(tmp_path / "gen"), pytest.raises(UserError, match="another dualanodiff process"):
         generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=1))
+
+
+def test_export_anomalib_folder_layout(trained_runs, tmp_path):
+    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=2, steps=1, export_anomalib=str(tmp_path / "al")))
+    root = tmp_path / "al"
+    assert sorted(p.name for p in (root / "rust").iterdir()) == ["rust_0000.png", "rust_0001.png"]
+    assert sorted(p.name for p in (root / "mask" / "rust").iterdir()) == ["rust_0000.png", "rust_0001.png"]
+    good = sorted(p.name for p in (root / "good").iterdir())
+    assert len(good) == 60 + 8 and good[0].startswith("test_") and good[-1].startswith("train_")  # none collide

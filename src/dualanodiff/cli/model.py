@@ -197,6 +197,8 @@ def generate_command(
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)."),
     export_mvtec: Path | None = typer.Option(None, "--export-mvtec", metavar="ROOT",
                                              help="Also write the pairs in MVTec AD layout under ROOT."),
+    export_anomalib: Path | None = typer.Option(None, "--export-anomalib", metavar="ROOT",
+                                                help="Also write them in anomalib's Folder layout under ROOT."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first batch compiles, slowly)."),
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:

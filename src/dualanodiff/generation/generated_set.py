@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,22 @@ class GeneratedSet:
             if not os.access(folder, os.W_OK):
                 raise UserError(f"--export-mvtec {data_root}: {folder} is not writable")
         return folders
+
+    def export_anomalib(self, root: str | Path, normal_images: Iterable[Path]) -> Path:
+        """The pairs in the layout of anomalib's `Folder` datamodule: ROOT/good/ (the real normal images),
+        ROOT/<anomaly>/<anomaly>_NNNN.png and ROOT/mask/<anomaly>/<anomaly>_NNNN.png (stems unique across the
+        types of one ROOT, so several GENs of an object can share it)."""
+        root = Path(root)
+        images, masks = root / self.anomaly, root / "mask" / self.anomaly
+        for folder in (root / "good", images, masks):
+            folder.mkdir(parents=True, exist_ok=True)
+        for path in normal_images:  # train/good/000.png and test/good/000.png must not collide
+            shutil.copyfile(path, root / "good" / f"{path.parent.parent.name}_{path.stem}{path.suffix}")
+        for sample in self.samples():
+            name = f"{self.anomaly}_{sample.index:04d}.png"
+            shutil.copyfile(sample.image_path, images / name)
+            shutil.copyfile(sample.mask_path, masks / name)
+        return root
 
     def export_mvtec(self, data_root: str | Path) -> Path:
         """Copy the pairs into MVTec layout: ROOT/<object>/test/<anomaly>/ and ground_truth/<anomaly>/."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dualanodiff.data import load_source
 from dualanodiff.devices import process_device
 from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.generation.pipeline import DualAnoDiffPipeline
@@ -60,6 +61,8 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
                                     data_root=run.settings.data_root, split=run.split())
     if settings.export_mvtec is not None:
         generated.mvtec_folders(settings.export_mvtec)
+    if settings.export_anomalib is not None:  # a target that cannot be made fails before any sample
+        Path(settings.export_anomalib).mkdir(parents=True, exist_ok=True)
     done = generated.completed_indices()
     # Fixed batches 0..B-1, B..2B-1, ... dealt out to the processes: a batch is always made whole, so its
     # samples come out bit for bit the same whatever the process count or restart (a CPU's float sums can
@@ -85,4 +88,8 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
         generated.finalize(summarise(records))
         if settings.export_mvtec is not None:
             generated.export_mvtec(settings.export_mvtec)
+        if settings.export_anomalib is not None:
+            source = load_source(run.settings.data_root, run.settings.layout)
+            normal = source.normal_train(run.settings.object) + source.normal_test(run.settings.object)
+            generated.export_anomalib(settings.export_anomalib, normal)
     return generated

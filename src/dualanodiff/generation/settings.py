@@ -25,6 +25,7 @@ class GenerateSettings(Settings):
     backgrounds: str | None = None  # a BCM run whose backgrounds the samples are measured against
     device: str | None = None  # default: CUDA when present
     export_mvtec: str | None = None  # also write the pairs in MVTec AD layout under this root
+    export_anomalib: str | None = None  # also write them in anomalib's Folder layout under this root
     compile: bool = False  # torch.compile the UNet
 
     def recorded(self, has_backgrounds: bool) -> dict:

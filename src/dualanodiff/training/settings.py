@@ -17,10 +17,12 @@ SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 LR_SCHEDULES = ("constant", "cosine")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 
-# Per preset defaults; every one is printed at the start of training and stored in config.json.
+# Per preset defaults; every one is printed at the start of training and stored in config.json. The sd15 preset's
+# resolution `None` is the base model's own (512 for SD 1.x, 768 for SD 2.x 768-v): `train` fills it once the base
+# is loaded, so config.json holds the number used.
 PRESETS: dict[str, dict[str, Any]] = {
     # SPEC section 2: the released code's settings (lr 2e-5; the paper says 5e-6: pass --lr 5e-6).
-    "sd15": {"base_model": SD15_HUB_ID, "resolution": 512, "steps": 5000, "batch_size": 4, "lr": 2e-5,
+    "sd15": {"base_model": SD15_HUB_ID, "resolution": None, "steps": 5000, "batch_size": 4, "lr": 2e-5,
              "lr_schedule": "constant", "mixed_precision": "auto", "checkpoint_every": 500, "seed": 32},
     # A CPU-sized stand-in: a small base pre-trained on the object's normal images, then the same dual training.
     "tiny": {"base_model": None, "resolution": 64, "steps": 800, "batch_size": 4, "lr": 2e-3,
@@ -31,7 +33,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset_defaults_text(name: str) -> str:
     """'tiny: 800, sd15: 5000' for a setting the presets choose (command-line help is built from this)."""
-    return ", ".join(f"{preset}: {values[name]}" for preset, values in PRESETS.items() if name in values)
+    return ", ".join(f"{preset}: {values[name]}" + (" (the base model's own)" if values[name] is None else "")
+                     for preset, values in PRESETS.items() if name in values)
 
 
 @dataclass
@@ -50,7 +53,8 @@ class TinyBaseSettings(Settings):
 
 @dataclass
 class TrainSettings(Settings):
-    """One dual-branch run. `None` in a preset field means "take the preset's default": `resolved()` fills it."""
+    """One dual-branch run. `None` in a preset field means "take the preset's default": `resolved()` fills it (the
+    sd15 preset's resolution stays `None` there: `train` takes the base model's own)."""
 
     data_root: str = setting(flag="--data")
     object: str = setting()
@@ -83,7 +87,7 @@ class TrainSettings(Settings):
 
     def resolved(self) -> TrainSettings:
         """A validated copy with every `None` default filled from the preset, and a local base model folder made
-        absolute (a run is read from any working folder)."""
+        absolute (a run is read from any working folder; a hub id stays as it is)."""
         self.validate()
         values = asdict(self)
         for key, default in PRESETS[self.preset].items():
@@ -93,9 +97,12 @@ class TrainSettings(Settings):
         for key in ("flip_horizontal", "flip_vertical"):
             if values[key] is None:
                 values[key] = flips_allowed
-        for key in ("data_root", "layout", "object_masks", "base_model"):
-            if values[key] is not None and (key != "base_model" or Path(values[key]).is_dir()):
+        for key in ("data_root", "layout", "object_masks"):
+            if values[key] is not None:
                 values[key] = str(Path(values[key]).resolve())
+        base_dir = Path(values["base_model"]).expanduser() if values["base_model"] is not None else None
+        if base_dir is not None and base_dir.is_dir():
+            values["base_model"] = str(base_dir.resolve())
         values["model"] = self.model
         return TrainSettings(**values).validate()
 
