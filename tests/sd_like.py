@@ -45,9 +45,10 @@ def _unet(kind: str) -> UNet2DConditionModel:
                                     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
                                     attention_head_dim=2, cross_attention_dim=TEXT_WIDTH[kind], norm_num_groups=8)
     return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
-                                down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2,
-                                layers_per_block=1, attention_head_dim=(2, 4), cross_attention_dim=TEXT_WIDTH[kind],
-                                norm_num_groups=8, use_linear_projection=True, upcast_attention=True)
+                                down_block_types=("CrossAttnDownBlock2D",) * 2,
+                                up_block_types=("CrossAttnUpBlock2D",) * 2, layers_per_block=1,
+                                attention_head_dim=(2, 4), cross_attention_dim=TEXT_WIDTH[kind], norm_num_groups=8,
+                                use_linear_projection=True, upcast_attention=True)
 
 
 def build_sd_like(kind: str = "sd1", seed: int = 0) -> BaseModel:

@@ -2,29 +2,17 @@
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
 
 from dualanodiff.errors import ModelError
-from dualanodiff.model.base import BaseModel, LatentCodec, load_base_model
-
-SD_LIKE_SCHEDULER = {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085,
-                     "beta_end": 0.012, "beta_schedule": "scaled_linear", "prediction_type": "epsilon"}
+from dualanodiff.model.base import load_base_model
+from sd_like import save_sd_like
 
 
 @pytest.fixture
-def sd_like_dir(tmp_path, micro_base):
-    """A Stable-Diffusion-shaped folder (AutoencoderKL, 4 latent channels), tiny enough to build here."""
-    torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4,
-                        sample_size=16, scaling_factor=0.18215)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 32),
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
-                                attention_head_dim=2, cross_attention_dim=32, norm_num_groups=8)
-    base = BaseModel(unet=unet, codec=LatentCodec(vae), text_encoder=micro_base.text_encoder,
-                     tokenizer=micro_base.tokenizer, scheduler_config=SD_LIKE_SCHEDULER, name="sd-like")
-    return base.save_pretrained(tmp_path / "sd-like")
+def sd_like_dir(tmp_path):
+    """A Stable-Diffusion-1.x-shaped folder (AutoencoderKL, 4 latent channels), tiny enough to build here."""
+    return save_sd_like(tmp_path / "sd-like", "sd1")
 
 
 def test_a_diffusers_folder_with_a_vae_loads(sd_like_dir):
@@ -35,6 +23,15 @@ def test_a_diffusers_folder_with_a_vae_loads(sd_like_dir):
     mean, std = base.codec.encode_distribution(pixels)
     assert mean.shape == (1, 4, 8, 8) and (std > 0).all()
     assert base.codec.decode(mean).shape == (1, 3, 16, 16)
+
+
+def test_an_sd2_like_folder_keeps_its_v_prediction_and_attention_layout(tmp_path):
+    base = load_base_model(save_sd_like(tmp_path / "sd2", "sd2"))
+    assert base.prediction_type == "v_prediction" and base.scheduler_config["_class_name"] == "DDIMScheduler"
+    assert base.codec.downscale == 4 and base.resolution == 32
+    config = base.unet.config
+    assert config.use_linear_projection and config.upcast_attention and list(config.attention_head_dim) == [2, 4]
+    assert base.text_encoder.config.hidden_size == config.cross_attention_dim == 64
 
 
 def test_a_tiny_base_round_trips(micro_base_dir, micro_base):

@@ -34,6 +34,7 @@ IMAGE_FOLDER = "image"
 ANOMALY_PART_FOLDER = "fg"
 MASK_FOLDER = "mask"
 RECORD_FOLDER = "samples"
+ANOMALIB_FOLDERS = ("good", "good_test", "mask")  # what an anomalib export holds besides the types
 _KINDS = (IMAGE_FOLDER, ANOMALY_PART_FOLDER, MASK_FOLDER)
 
 
@@ -165,16 +166,21 @@ class GeneratedSet:
                 raise UserError(f"--export-mvtec {data_root}: {folder} is not writable")
         return folders
 
-    def export_anomalib(self, root: str | Path, normal_images: Iterable[Path]) -> Path:
-        """The pairs in the layout of anomalib's `Folder` datamodule: ROOT/good/ (the real normal images),
-        ROOT/<anomaly>/<anomaly>_NNNN.png and ROOT/mask/<anomaly>/<anomaly>_NNNN.png (stems unique across the
-        types of one ROOT, so several GENs of an object can share it)."""
+    def export_anomalib(self, root: str | Path, normal_train: Iterable[Path], normal_test: Iterable[Path]) -> Path:
+        """The pairs in the layout of anomalib's `Folder` datamodule: the real normal images in ROOT/good/ (training)
+        and ROOT/good_test/ (testing), ROOT/<anomaly>/<anomaly>_NNNN.png and ROOT/mask/<anomaly>/<anomaly>_NNNN.png
+        (stems unique across the types of one ROOT, so several GENs of an object can share it)."""
+        if self.anomaly in ANOMALIB_FOLDERS:
+            raise UserError(f"--export-anomalib: an anomaly type named {self.anomaly!r} would mix with the "
+                            f"{', '.join(ANOMALIB_FOLDERS)} folders anomalib reads")
         root = Path(root)
         images, masks = root / self.anomaly, root / "mask" / self.anomaly
-        for folder in (root / "good", images, masks):
+        for folder, normal in (("good", normal_train), ("good_test", normal_test)):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            for path in normal:
+                shutil.copyfile(path, root / folder / path.name)
+        for folder in (images, masks):
             folder.mkdir(parents=True, exist_ok=True)
-        for path in normal_images:  # train/good/000.png and test/good/000.png must not collide
-            shutil.copyfile(path, root / "good" / f"{path.parent.parent.name}_{path.stem}{path.suffix}")
         for sample in self.samples():
             name = f"{self.anomaly}_{sample.index:04d}.png"
             shutil.copyfile(sample.image_path, images / name)

@@ -90,6 +90,6 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
             generated.export_mvtec(settings.export_mvtec)
         if settings.export_anomalib is not None:
             source = load_source(run.settings.data_root, run.settings.layout)
-            normal = source.normal_train(run.settings.object) + source.normal_test(run.settings.object)
-            generated.export_anomalib(settings.export_anomalib, normal)
+            generated.export_anomalib(settings.export_anomalib, source.normal_train(run.settings.object),
+                                      source.normal_test(run.settings.object))
     return generated

@@ -30,7 +30,10 @@ from dualanodiff.model.dual import DualAnoDiffModel
 from dualanodiff.model.streams import BRANCHES
 from dualanodiff.training.run import Run
 
-SCHEDULERS = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "pndm": PNDMScheduler}
+# Each sampler and the prediction types its diffusers step serves (PNDM's has no x0 form: the tiny preset's base).
+SCHEDULERS = {"ddim": (DDIMScheduler, ("epsilon", "v_prediction", "sample")),
+              "dpm": (DPMSolverMultistepScheduler, ("epsilon", "v_prediction", "sample")),
+              "pndm": (PNDMScheduler, ("epsilon", "v_prediction"))}
 
 
 def sample_generator(seed: int, index: int) -> torch.Generator:
@@ -55,7 +58,14 @@ class DualAnoDiffPipeline:
         self.run = run
         self.config = run.settings
         self.scheduler_name = scheduler
-        self.scheduler = SCHEDULERS[scheduler].from_config(model.scheduler_config)
+        scheduler_class, served = SCHEDULERS[scheduler]
+        prediction = model.noise_scheduler.config.prediction_type
+        if prediction not in served:
+            able = [name for name, (_, types) in SCHEDULERS.items() if prediction in types]
+            hint = f"choose --scheduler {' or '.join(able)}" if able else f"none of {', '.join(SCHEDULERS)} can"
+            raise ModelError(f"--scheduler {scheduler} cannot serve this run's base model, which predicts "
+                             f"{prediction!r} (prediction_type); {hint}")
+        self.scheduler = scheduler_class.from_config(model.scheduler_config)
         self.noise_scheduler = DDPMScheduler.from_config(model.scheduler_config)
         self.backgrounds = backgrounds
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,11 +28,9 @@ from dualanodiff.training.settings import TrainSettings
 from dualanodiff.training.tiny_base import cached_tiny_base
 
 
-def _base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple[BaseModel, str]:
-    """The frozen base and how config.json names it (a hub id, a folder, or the run's own base/ copy)."""
+def _tiny_base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple[BaseModel, str]:
+    """The tiny preset's frozen base, from the run's own base/ copy, and how config.json names it."""
     settings = run.settings
-    if settings.preset != "tiny":
-        return load_base_model(settings.base_model), settings.base_model
     if settings.base_model is not None:
         model_dir = Path(settings.base_model)
         if not model_dir.is_dir():
@@ -51,15 +50,22 @@ def _base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple
 def train(settings: TrainSettings, run_dir: str | Path, *, resume: bool = False) -> Run:
     """Train the dual-branch adapters for one anomaly type into `run_dir`; returns the run."""
     settings = settings.resolved()
+    # A Stable Diffusion base loads first: the sd15 preset's resolution is the base's own, filled before the run
+    # folder is made (config.json records it, and --resume compares it with the one the run was started with).
+    base = None if settings.preset == "tiny" else load_base_model(settings.base_model)
+    if base is not None and settings.resolution is None:
+        settings = replace(settings, resolution=base.resolution).validate()
+    if base is not None:
+        base.check_resolution(settings.resolution)  # before the run folder is touched
     accelerator = make_accelerator(settings.mixed_precision, settings.gradient_accumulation)
     # One writer per run folder (under `accelerate launch`, its main process holds the folder for all of them).
     main = accelerator.is_main_process
     holder = folder_lock(run_dir, tidy=accelerator.num_processes == 1) if main else nullcontext()
     with holder:
-        return _train(Run.create(run_dir, settings, resume=resume), accelerator)
+        return _train(Run.create(run_dir, settings, resume=resume), accelerator, base)
 
 
-def _train(run: Run, accelerator: Accelerator) -> Run:
+def _train(run: Run, accelerator: Accelerator, base: BaseModel | None) -> Run:
     settings = run.settings
     # Under `accelerate launch`, every process checks the folder before the main process writes into it.
     accelerator.wait_for_everyone()
@@ -74,7 +80,7 @@ def _train(run: Run, accelerator: Accelerator) -> Run:
         accelerator.print(f"  {key}: {value}")
     examples = load_training_examples(split.train, settings.resolution)  # a bad mask fails before pre-training
 
-    base, base_name = _base_model(run, source, accelerator)
+    base, base_name = (base, settings.base_model) if base is not None else _tiny_base_model(run, source, accelerator)
     base.check_resolution(settings.resolution)
     dtype = frozen_dtype(accelerator)
     move_frozen((base.unet, base.text_encoder, base.codec), accelerator.device, dtype)
