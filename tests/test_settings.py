@@ -67,3 +67,10 @@ def test_presets_are_resolved_once_and_a_local_base_folder_becomes_absolute(tmp_
     assert settings.tiny_base().to_dict() == {"resolution": 64, "steps": 2000, "batch_size": 16, "lr": 5e-4,
                                               "seed": 32, "prompt": "a vfx", "flip_horizontal": False,
                                               "flip_vertical": False}
+
+
+def test_the_scheduler_choices_are_the_pipeline_s_schedulers():
+    from dualanodiff.generation.pipeline import SCHEDULERS
+    from dualanodiff.generation.settings import SCHEDULER_NAMES
+
+    assert tuple(SCHEDULERS) == SCHEDULER_NAMES  # the settings name them without importing diffusers
