@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dualanodiff.errors import UserError
-from dualanodiff.io import read_json, write_json
+from dualanodiff.io import read_json
 
 FORMAT = "dualanodiff-stage/1"
 # The stage name -> the CLI words that run it.
@@ -47,9 +47,6 @@ class StageCall:
     def command(self, config_path: str | Path) -> tuple[str, ...]:
         """The dualanodiff command line that replays this call from `config_path`."""
         return (*COMMANDS[self.stage], "--config", str(config_path))
-
-    def write(self, path: str | Path) -> Path:
-        return write_json(path, self.to_dict())
 
 
 def read_call(path: str | Path, stage: str) -> StageCall:

@@ -8,6 +8,7 @@ import pytest
 from sweep_helpers import csv_rows, tiny_sweep
 
 from dualanodiff.errors import UserError
+from dualanodiff.generation.settings import GenerateSettings
 from dualanodiff.io import read_json
 from dualanodiff.stages import read_call
 from dualanodiff.sweep import JobOutcome, SweepSettings, plan_jobs, train_template, write_results
@@ -111,3 +112,10 @@ def test_a_sweep_that_ran_nothing_keeps_tables_holding_more_finished_rows(synthe
     written = write_results(out, jobs, ran_jobs=True)  # jobs that really ran: their table, whatever it holds
     assert not written.kept and csv_rows(written.csv)[("washer", "rust")]["status"] == "not run"
     assert "| washer | rust | not run | – |" in written.md.read_text()
+
+
+def test_each_object_exports_into_its_own_anomalib_root(synthetic_root, tmp_path):
+    jobs = plan_jobs(SweepSettings(data=synthetic_root, out=tmp_path, num=2,
+                                   generate=GenerateSettings(num=1, export_anomalib=str(tmp_path / "export"))))
+    roots = {job.object: job.calls[1].arguments["settings"]["export_anomalib"] for job in jobs if job.anomaly}
+    assert roots == {name: str(tmp_path.resolve() / "export" / name) for name in ("fabric", "washer")}

@@ -15,9 +15,9 @@ import typer
 
 from dualanodiff.cli.app import app
 from dualanodiff.errors import UserError
-from dualanodiff.training.settings import PRESETS, preset_defaults_text
+from dualanodiff.training.settings import preset_defaults_text
 
-PRESET_HELP = f"{' or '.join(PRESETS)}: tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
+PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
 CONFIG_HELP = "Run the stage call stored in this file (a sweep job's status file, or a call written by hand)."
 # Parameter names of the commands that are not their settings' field names.
 _RENAMED = {"object_": "object", "compile_": "compile", "data": "data_root"}

@@ -111,8 +111,10 @@ def _type_calls(settings: SweepSettings, name: str, anomaly: str, run: Path, gen
     """The train call (resolved settings: every preset default written out) and the generate call of one type."""
     train = replace(settings.train, data_root=str(settings.data), layout=_absolute(settings.layout), object=name,
                     anomaly=anomaly).resolved()
+    anomalib = settings.generate.export_anomalib  # one anomalib root per object: its good/ is the object's own
     generate = replace(settings.generate, num=settings.num, backgrounds=_absolute(settings.generate.backgrounds),
-                       export_mvtec=_absolute(settings.generate.export_mvtec)).validate()
+                       export_mvtec=_absolute(settings.generate.export_mvtec),
+                       export_anomalib=_absolute(Path(anomalib) / name) if anomalib else None).validate()
     return (StageCall(TRAIN, {"settings": train.to_dict(), "out": str(run), "resume": True}),
             StageCall(GENERATE, {"run": str(run), "out": str(gen), "settings": generate.to_dict()}))
 

@@ -3,7 +3,7 @@ preset's base pre-training). No torch here: the CLI builds and checks these befo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,3 @@ class TrainSettings(Settings):
         return TinyBaseSettings(resolution=self.resolution, steps=self.base_steps, batch_size=self.base_batch_size,
                                 lr=self.base_lr, seed=self.seed, prompt=f"a {self.model.object_token}",
                                 flip_horizontal=self.flip_horizontal, flip_vertical=self.flip_vertical).validate()
-
-    def with_model(self, **changes: Any) -> TrainSettings:
-        return replace(self, model=replace(self.model, **changes))
