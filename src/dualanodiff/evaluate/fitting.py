@@ -90,7 +90,7 @@ def train(model: nn.Module, images: np.ndarray, targets: np.ndarray,
             scheduler.step()
             losses.append(loss.item())
             bar.update()
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         epoch_losses.append(float(np.mean(losses)))
     bar.close()
     model.eval()

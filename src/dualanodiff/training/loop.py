@@ -125,7 +125,7 @@ def fit(accelerator: Accelerator, model: nn.Module, draw_batch: Callable[[torch.
             ema.step(parameters)
         log.add(step + 1, loss.item(), *parts.tolist())
         bar.update(1)
-        bar.set_postfix(loss=f"{log.rows[-1][1]:.4f}")
+        bar.set_postfix(loss=f"{log.rows[-1][1]:.4f}", refresh=False)
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
             _checkpoint(accelerator, model, optimizer, generator, ema, log, run_dir, step + 1,
                         keep_checkpoints, title)
