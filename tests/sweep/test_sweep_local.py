@@ -1,5 +1,5 @@
 """A local sweep through the CLI: failures recorded while the others go on, resuming after an interruption,
-retries, and a re-run with another --num that re-makes what changed."""
+retries, and a re-run with another --num that is refused rather than redoing finished work."""
 
 import pytest
 from sweep_helpers import TINY_EVALUATION_ARGS, csv_rows, run_cli, tiny_train_args
@@ -30,7 +30,7 @@ def _check_the_tables(out):
     assert read_json(out / "eval" / "washer" / "metrics.json")["pixel_auroc"] == metrics["pixel_auroc"]
 
 
-def test_a_local_sweep_goes_on_past_failures_resumes_and_follows_a_changed_num(
+def test_a_local_sweep_goes_on_past_failures_resumes_and_refuses_to_redo_finished_jobs(
         synthetic_root, micro_base_dir, tmp_path, training_calls, one_torch_thread, capsys):
     calls, failures = training_calls
     out = tmp_path / "sweep"
@@ -77,16 +77,14 @@ def test_a_local_sweep_goes_on_past_failures_resumes_and_follows_a_changed_num(
     assert read_json(crack_status)["attempts"] == 2
     _check_the_tables(out)
 
-    # 4: the same command again runs nothing; with another --num, every job is made again (not failed), and
-    # the runs, whose calls did not change, are kept.
+    # 4: the same command again runs nothing; with another --num the finished jobs are refused, never redone:
+    # every output and table stays as it was.
     assert run_cli(*command) == 0
     assert "0 job(s) done now, 3 done before" in capsys.readouterr().out
-    trained = _mtimes(out / "runs")
+    everything = _mtimes(out)
     calls.clear()
-    assert run_cli(*command[:-1], "3") == 0
-    assert "3 job(s) done now, 0 done before, 0 failed" in capsys.readouterr().out
-    assert _mtimes(out / "runs") == trained and not calls
-    rows = csv_rows(out / "results.csv")
-    assert rows[("washer", "(all)")]["status"] == "done" and rows[("washer", "(all)")]["samples"] == "6"
-    assert [gen["samples"] for gen in read_json(out / "eval" / "washer" / "metrics.json")["generated"]] == [3, 3]
-    assert "removing it to make it afresh" in (out / "logs" / "generate" / "washer" / "rust.log").read_text()
+    assert run_cli(*command[:-1], "3") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("error: ") and "were made with other settings than these" in error[-1]
+    assert "another --out" in error[-1] and not calls
+    assert _mtimes(out) == everything

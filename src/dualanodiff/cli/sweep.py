@@ -155,11 +155,11 @@ train and generate passes through to the jobs (generate's --steps, --batch-size,
 --compile as --generation-*), and evaluate localization's as --eval-*.
 
 \b
-Run the same command again to resume: finished jobs are skipped, the others continue; a job whose
-settings changed (say --num) is made afresh. A failing job is retried --retries times, then
-recorded as failed while the others go on. Exit status: 0, or the number of failed jobs (at most
-100). Each job's output: SWEEP/logs/; its status and stage calls: SWEEP/jobs/, from which it is
-replayed by hand: dualanodiff train --config SWEEP/jobs/generate/OBJ/TYPE.json, then generate
+Run the same command again to resume: finished jobs are skipped, the others continue; finished jobs
+planned with other settings (say another --num) are refused, never redone. A failing job is retried
+--retries times, then recorded as failed while the others go on. Exit status: 0, or the number of
+failed jobs (at most 100). Each job's output: SWEEP/logs/; its status and stage calls: SWEEP/jobs/,
+from which it is replayed by hand: dualanodiff train --config SWEEP/jobs/generate/OBJ/TYPE.json, then generate
 --config with the same file.
 
 \b

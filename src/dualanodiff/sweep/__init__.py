@@ -26,9 +26,9 @@ every node needs dualanodiff installed.
 
 Resuming: a job counts as finished only when its status file says "done" (written last, after its outputs) for the
 same fingerprint (its calls and those of the jobs it needs). A re-run skips finished jobs and continues the others;
-a job whose calls changed (another --num, other settings) is made afresh. A job that raises is retried `retries`
-times, then recorded as failed, and the others go on; errors in the input (the one-line `error:` messages) fail at
-once, since a retry would meet them again.
+a finished job whose calls changed (another --num, other settings) is refused, never redone. A job that raises is
+retried `retries` times, then recorded as failed, and the others go on; errors in the input (the one-line `error:`
+messages) fail at once, since a retry would meet them again.
 
 Modules: settings (SweepSettings), plan (jobs, fingerprints), jobs (running one job), backends (local, Ray),
 results (results.csv / results.md), run (run_sweep, progress).

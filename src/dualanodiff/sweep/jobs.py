@@ -4,10 +4,10 @@ The job's status file is written before anything runs, with status "running" and
 it replays the job by hand (`dualanodiff train --config STATUS`, then `dualanodiff generate --config STATUS`);
 "done" is written last, after the outputs. The calls run through the Python API in this process, or, on
 several GPUs, train and generate under `accelerate launch ... -m dualanodiff STAGE --config STATUS`.
-A job whose calls changed since its outputs were made (another --num, other training settings) starts those
-stages afresh: their stale output folders are removed first, so they are re-made rather than refused. A train or
-generate call whose output is finished and was made by the same call is not run again (a job that failed in
-generate, or whose --num changed, does not train again).
+A train or generate call whose output is finished and was made by the same call is not run again (a job that
+failed in generate does not train again). Nothing is ever deleted: a finished job planned with other calls is
+refused before the sweep starts (`run.run_sweep`), and an unfinished one meets train's and generate's own refusal
+of folders made with other settings.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,11 +29,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from dualanodiff.errors import UserError, first_line
-from dualanodiff.generation.generated_set import GeneratedSet
 from dualanodiff.io import write_json
 from dualanodiff.stages import StageCall, run_call
 from dualanodiff.sweep.plan import GENERATE, TRAIN, Job, stage_finished
-from dualanodiff.training.run import Run
 
 DISTRIBUTED = (TRAIN, GENERATE)  # the stages that run under `accelerate launch` when a job has several GPUs
 
@@ -144,23 +141,6 @@ def _unchanged(job: Job, previous: dict[str, Any]) -> list[str]:
     return unchanged
 
 
-def _stale_outputs(job: Job, previous: dict[str, Any], unchanged: list[str]) -> list[Path]:
-    """The run and GEN folders that other calls than the job's made (evaluation reuses only what still fits)."""
-    if not previous.get("calls"):  # nothing known about what made them: train and generate refuse a mismatch
-        return []
-    paths = [Path(call.arguments["out"]) for call in job.calls if call.stage in DISTRIBUTED
-             and call.stage not in unchanged]
-    return [path for path in paths if Run.is_run(path) or _is_generated_set(path)]
-
-
-def _is_generated_set(path: Path) -> bool:
-    try:
-        GeneratedSet.open(path)
-    except (UserError, OSError):
-        return False
-    return True
-
-
 def _attempt(job: Job, gpus: int, log: IO[str], trusted: Collection[str]) -> None:
     """The job's calls; a train or generate call of a `trusted` stage whose output is finished is not run again."""
     with _surroundings(job, log):
@@ -183,17 +163,12 @@ def run_job(job: Job, *, gpus: int, cpus: int | None, retries: int, session: str
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
     previous = job.status()
     trusted = _unchanged(job, previous)
-    stale = _stale_outputs(job, previous, trusted)
     error, attempt = "", 0
     for attempt in range(1, retries + 2):
         write_json(job.status_path, job_record(job, "running", attempt=attempt, session=session,
                                                host=socket.gethostname(), pid=os.getpid(), started=now()))
         with open(job.log_path, "a") as log:
             log.write(f"\n=== {job.name}: attempt {attempt} of {retries + 1}, {now()}, {socket.gethostname()}\n")
-            for path in stale:
-                log.write(f"the job's calls changed since {path} was made: removing it to make it afresh\n")
-                shutil.rmtree(path)
-            stale = []
             try:
                 _attempt(job, gpus, log, trusted if attempt == 1 else DISTRIBUTED)
             except UserError as refusal:  # the input itself: a retry would meet it again

@@ -129,6 +129,7 @@ def run_sweep(settings: SweepSettings, *, backend: str = "local", address: str |
     `backend="ray"` joins the cluster at `address`, or uses this process's Ray connection if it has one, or starts
     a local Ray instance (shut down again at the end)."""
     jobs = plan_jobs(settings)
+    _refuse_to_redo_finished_jobs(jobs, settings.out)
     session = uuid.uuid4().hex
     runner = _backend(settings, jobs, backend, address, session)
     states = {job.name: "done" for job in jobs if job.is_complete()}
@@ -154,6 +155,20 @@ def run_sweep(settings: SweepSettings, *, backend: str = "local", address: str |
     done = sum(o.status == "done" for o in outcomes.values())
     return SweepOutcome(len(jobs), len(jobs) - len(outcomes), done, failed, blocked, time.monotonic() - start,
                         results.csv, results.md, report, results.kept)
+
+
+def _refuse_to_redo_finished_jobs(jobs: list[Job], out: Path) -> None:
+    """A finished job planned with other calls (another --num, other settings) is refused, never redone: its
+    outputs are finished work, and results.csv / results.md / report.html hold their figures."""
+    changed = [job for job in jobs if job.status().get("status") == "done"
+               and job.status().get("fingerprint") != job.fingerprint and job.outputs_exist()]
+    if changed:
+        names = ", ".join(job.name for job in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3
+                                                              else "")
+        folders = [str(path) for path in (changed[0].output(stage) for stage in ("train", "generate",
+                                                                                   "evaluate_localization")) if path]
+        raise UserError(f"{out}: finished job(s) {names} were made with other settings than these; sweep into "
+                        f"another --out, or delete their folders ({', '.join(folders)}) to make them again")
 
 
 def _has_cuda() -> bool:
