@@ -7,16 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dualanodiff.io import read_json
+from dualanodiff.report.find import json_object
 from dualanodiff.training.run import Run
-
-
-def _config(run: Run) -> dict[str, Any] | None:
-    try:
-        config = read_json(run.config_path)
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
 
 
 @dataclass(frozen=True)
@@ -76,17 +68,6 @@ def read_loss_csv(path: Path) -> LossLog:
     return LossLog(list(steps), list(losses))
 
 
-def _split(path: Path, problems: list[str]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        split = read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        problems.append(f"{path}: not readable JSON ({error})")
-        return None
-    return split if isinstance(split, dict) else None
-
-
 def read_run(folder: Path) -> RunFolder:
     """config.json, loss.csv and split.json of a folder `Run.is_run` accepted, read once."""
     run, problems = Run(folder), []
@@ -96,5 +77,5 @@ def read_run(folder: Path) -> RunFolder:
             loss = read_loss_csv(run.loss_csv)
         except ValueError as error:
             problems.append(f"{run.loss_csv}: not a loss log ({error})")
-    split = _split(run.split_path, problems)
-    return RunFolder(folder, _config(run) or {}, loss, split, problems)
+    split = json_object(run.split_path, problems)
+    return RunFolder(folder, json_object(run.config_path, []) or {}, loss, split, problems)
