@@ -178,6 +178,26 @@ def train_command(
     train(settings, out, resume=resume)
 
 
+def _print_outcome(generated: Any) -> None:
+    """The GEN's summary (QC's counts on a line of their own), or how far this process's share got."""
+    from dualanodiff.stages import process_share
+
+    summary = dict(generated.meta.get("summary", {}))
+    qc_counts = summary.pop("qc", None)
+    if summary:
+        print(" ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+                       for key, value in summary.items()))
+    if qc_counts:
+        rejected = ", ".join(f"{reason} {count}" for reason, count in qc_counts["rejected"].items() if count)
+        print(f"QC: {qc_counts['accepted']} of {qc_counts['tried']} seeds tried passed (rejected: {rejected or 'none'})"
+              + (f"; {qc_counts['given_up']} sample(s) given up after --qc-max-tries" if qc_counts["given_up"] else ""))
+    if not summary:
+        share = process_share()
+        print(f"process {share['process_index']} of {share['num_processes']} made its share; "
+              f"{len(generated.completed_indices())} samples are done (the process that completes the set writes "
+              "the summary)")
+
+
 @app.command("generate")
 def generate_command(
     run: Path | None = typer.Argument(None, help="A training run folder."),
@@ -200,6 +220,16 @@ def generate_command(
     export_anomalib: Path | None = typer.Option(None, "--export-anomalib", metavar="ROOT",
                                                 help="Also write them in anomalib's Folder layout under ROOT."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first batch compiles, slowly)."),
+    qc: str = typer.Option("off", "--qc", help="on: reject a sample with an empty mask, a mask off the object, of "
+                                               "an area no training mask has, or branches that disagree, and try "
+                                               "the next seeds instead; off: keep every sample."),
+    qc_max_tries: int = typer.Option(10, "--qc-max-tries", metavar="K", help="QC: seeds tried per sample."),
+    qc_area_margin: float = typer.Option(2.0, "--qc-area-margin", metavar="F",
+                                         help="QC: the training masks' area range widened F times each way."),
+    qc_max_off_object: float = typer.Option(0.05, "--qc-max-off-object", metavar="P",
+                                            help="QC: the largest share of a mask outside the object."),
+    qc_max_disagreement: float = typer.Option(0.25, "--qc-max-disagreement", metavar="D",
+                                              help="QC: the largest mean |I - I_a| inside the mask (0..1)."),
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.
@@ -220,15 +250,7 @@ def generate_command(
     else:
         _missing("generate", run=run, num=num, out=out)
         generated = generate(run, out, generate_settings(locals()), **process_share())
-    summary = generated.meta.get("summary", {})
-    if summary:
-        print(" ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
-                       for key, value in summary.items()))
-    else:
-        share = process_share()
-        print(f"process {share['process_index']} of {share['num_processes']} made its share; "
-              f"{len(generated.completed_indices())} samples are done (the process that completes the set writes "
-              "the summary)")
+    _print_outcome(generated)
     print(f"generated: {generated.root}")
 
 

@@ -333,7 +333,7 @@ def evaluate_quality(source: DataSource, gen_dir: str | Path, out: str | Path, n
     split = recorded_split(generated, source)
     real = source.anomaly_samples(generated.object, generated.anomaly)
     native_size = generated.samples()[0].load()[0].shape[0]  # GEN images are square; the networks resize
-    images, _ = load_generated(generated, native_size)
+    images, _ = load_generated(generated, native_size, training=False)
     references = load_images([s.image_path for s in split.train], networks.lpips_size, "training anomalies")
     real_images = load_images([s.image_path for s in real], networks.inception_size, "real anomalies")
     figures = measure_quality(images, references, real_images, networks, batch_size=batch_size,

@@ -102,14 +102,19 @@ def held_out(source: DataSource, generated: Sequence[GeneratedSet], *, need_norm
     return HeldOut(anomalies=anomalies, normal=normal)
 
 
-def load_generated(generated: GeneratedSet, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, size, size, 3) and bool masks (N, size, size) of a GEN folder's complete samples."""
-    samples = generated.samples()
-    images = np.zeros((len(samples), size, size, 3), np.uint8)
-    masks = np.zeros((len(samples), size, size), bool)
-    description = f"{generated.method}/{generated.anomaly}"
-    for index, sample in enumerate(tqdm(samples, desc=description, leave=False)):
+def load_generated(generated: GeneratedSet, size: int, *, training: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, size, size, 3) and bool masks (N, size, size) of a GEN folder's complete samples. As
+    `training` data, a sample whose mask is empty is left out (it would teach "no defect here" with an anomaly
+    image) and the count is said."""
+    images, masks, samples = [], [], generated.samples()
+    for sample in tqdm(samples, desc=f"{generated.method}/{generated.anomaly}", leave=False):
         image, _, mask = sample.load()
-        images[index] = resized_rgb(image, size)
-        masks[index] = resized_mask(mask, size)
-    return images, masks
+        if training and not mask.any():
+            continue
+        images.append(resized_rgb(image, size))
+        masks.append(resized_mask(mask, size))
+    left_out = len(samples) - len(images)
+    if left_out:
+        print(f"{generated.root}: {left_out} sample(s) with an empty mask left out of the training data")
+    return (np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8),
+            np.stack(masks) if masks else np.zeros((0, size, size), bool))

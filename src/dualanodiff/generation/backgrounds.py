@@ -35,6 +35,10 @@ class BackgroundBank:
             self._loaded[name] = background, outside
         return self._loaded[name]
 
+    def outside_object(self, name: str) -> np.ndarray:
+        """Where background `name`'s normal image is not the object (bool HxW)."""
+        return self._load(name)[1]
+
     def for_samples(self, indices: Sequence[int], seed: int, every: int) -> tuple[torch.Tensor, list[str]]:
         names = [self.choose(index, seed, every).stem for index in indices]
         return to_pixels([self._load(name)[0] for name in names]), names

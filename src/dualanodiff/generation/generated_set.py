@@ -34,6 +34,8 @@ IMAGE_FOLDER = "image"
 ANOMALY_PART_FOLDER = "fg"
 MASK_FOLDER = "mask"
 RECORD_FOLDER = "samples"
+REJECTS_SHEET = "rejected.png"  # their contact sheet, beside meta.json
+REJECTED_FOLDER = "rejected"  # the samples QC rejected, laid out as a GEN of their own under their seed index
 ANOMALIB_FOLDERS = ("good", "good_test", "mask")  # what an anomalib export holds besides the types
 _KINDS = (IMAGE_FOLDER, ANOMALY_PART_FOLDER, MASK_FOLDER)
 
@@ -131,6 +133,13 @@ class GeneratedSet:
         save_image(self._path(ANOMALY_PART_FOLDER, index), part)
         save_image(self._path(MASK_FOLDER, index), (np.asarray(mask) > 0).astype(np.uint8) * 255)
         write_json(self._path(RECORD_FOLDER, index, ".json"), {"index": index, **record})
+
+    @property
+    def rejected(self) -> GeneratedSet:
+        """The samples QC rejected (GEN/rejected/, the same layout), each under its candidate index: sample i's
+        k-th try is candidate i + k * num."""
+        return GeneratedSet(self.root / REJECTED_FOLDER, {key: self.meta[key] for key in ("method", "object",
+                                                                                         "anomaly")})
 
     def samples(self) -> list[GeneratedSample]:
         """The complete samples, in index order."""

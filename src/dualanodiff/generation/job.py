@@ -8,6 +8,7 @@ would write, and whichever process completes the set writes the summary (and the
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ import numpy as np
 
 from dualanodiff.data import load_source
 from dualanodiff.devices import process_device
-from dualanodiff.generation.generated_set import GeneratedSet
+from dualanodiff.generation.generated_set import REJECTS_SHEET, GeneratedSet
 from dualanodiff.generation.pipeline import DualAnoDiffPipeline
+from dualanodiff.generation.qc import REASONS, QualityGate
 from dualanodiff.generation.settings import GenerateSettings
 from dualanodiff.io import folder_lock
-from dualanodiff.masks.anomaly import load_segmenter
+from dualanodiff.masks.anomaly import Segmenter, load_segmenter
 from dualanodiff.progress import progress
 from dualanodiff.training.run import Run
 
@@ -54,6 +56,7 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
                                                scheduler=settings.scheduler, backgrounds=settings.backgrounds,
                                                compile=settings.compile)
     run, num = pipe.run, settings.num
+    gate = QualityGate.for_run(run, settings, pipe.backgrounds) if settings.qc == "on" else None
     generated = GeneratedSet.create(out, method="dualanodiff", object=run.settings.object,
                                     anomaly=run.settings.anomaly,
                                     settings=settings.recorded(pipe.backgrounds is not None),
@@ -63,33 +66,74 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
         generated.mvtec_folders(settings.export_mvtec)
     if settings.export_anomalib is not None:  # a target that cannot be made fails before any sample
         Path(settings.export_anomalib).mkdir(parents=True, exist_ok=True)
-    done = generated.completed_indices()
+    tries = settings.qc_max_tries if gate is not None else 1
+    settled = generated.completed_indices() | _given_up(generated, num, tries)
     # Fixed batches 0..B-1, B..2B-1, ... dealt out to the processes: a batch is always made whole, so its
     # samples come out bit for bit the same whatever the process count or restart (a CPU's float sums can
     # change with a batch's size); only its missing samples are written.
     batches = [range(start, min(start + settings.batch_size, num)) for start in range(0, num, settings.batch_size)]
     todo = [batch for number, batch in enumerate(batches)
-            if number % num_processes == process_index and not done.issuperset(batch)]
-    bar = progress(total=sum(len(set(batch) - done) for batch in todo),
-                    desc=f"generating {run.settings.object}/{run.settings.anomaly}", unit="pair")
+            if number % num_processes == process_index and not settled.issuperset(batch)]
+    bar = progress(total=sum(len(set(batch) - settled) for batch in todo),
+                   desc=f"generating {run.settings.object}/{run.settings.anomaly}", unit="pair")
     for batch in todo:
-        output = pipe(batch, seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
-                      segmenter=segmenter, background_every=settings.background_every, progress=False)
-        for image, part, mask, record in zip(output.images, output.anomaly_parts, output.masks, output.records,
-                                             strict=True):
-            index = record.pop("index")
-            if index not in done:
-                generated.write_sample(index, image, part, mask, record)
-                bar.update(1)
+        _make_batch(pipe, generated, gate, list(batch), settled, settings, segmenter, bar)
     bar.close()
-    # With several processes, the one that finds every sample written (the last to finish) writes the summary.
-    if generated.completed_indices() >= set(range(num)):
-        records = [sample.record for sample in generated.samples()]
-        generated.finalize(summarise(records))
-        if settings.export_mvtec is not None:
-            generated.export_mvtec(settings.export_mvtec)
-        if settings.export_anomalib is not None:
-            source = load_source(run.settings.data_root, run.settings.layout)
-            generated.export_anomalib(settings.export_anomalib, source.normal_train(run.settings.object),
-                                      source.normal_test(run.settings.object))
+    # With several processes, the one that finds every sample settled (the last to finish) writes the summary.
+    given_up = _given_up(generated, num, tries)
+    if generated.completed_indices() | given_up >= set(range(num)):
+        _finish(generated, run, settings, gate, given_up)
     return generated
+
+
+def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: QualityGate | None, pending: list[int],
+                settled: set[int], settings: GenerateSettings, segmenter: Segmenter, bar: Any) -> None:
+    """One batch's samples. With QC, a rejected sample i is tried again as candidate i + k * num (k = 1, 2, ...)
+    in a batch of the batch's rejected samples, so every try depends on the command alone."""
+    for attempt in range(settings.qc_max_tries if gate is not None else 1):
+        output = pipe([index + attempt * settings.num for index in pending], seed=settings.seed,
+                      steps=settings.steps, guidance=settings.guidance, segmenter=segmenter,
+                      background_every=settings.background_every, progress=False)
+        rejected = []
+        for index, image, part, mask, record in zip(pending, output.images, output.anomaly_parts, output.masks,
+                                                    output.records, strict=True):
+            candidate = record.pop("index")
+            reason = gate.reason(mask, record) if gate is not None else None
+            if reason is not None:
+                generated.rejected.write_sample(candidate, image, part, mask, {**record, "sample": index,
+                                                                               "reason": reason})
+                rejected.append(index)
+            elif index not in settled:
+                generated.write_sample(index, image, part, mask,
+                                       {**record, "candidate": candidate} if gate is not None else record)
+                bar.update(1)
+        pending = rejected
+        if not pending:
+            return
+
+
+def _given_up(generated: GeneratedSet, num: int, tries: int) -> set[int]:
+    """The samples whose every try QC rejected."""
+    rejected = generated.rejected.completed_indices()
+    return {index for index in range(num) if all(index + k * num in rejected for k in range(tries))}
+
+
+def _finish(generated: GeneratedSet, run: Run, settings: GenerateSettings, gate: QualityGate | None,
+            given_up: set[int]) -> None:
+    """The summary (with QC's counts per reason) and the exports, once every sample is settled."""
+    summary = summarise([sample.record for sample in generated.samples()])
+    if gate is not None:
+        reasons = Counter(sample.record["reason"] for sample in generated.rejected.samples())
+        summary["qc"] = {"tried": summary["samples"] + sum(reasons.values()), "accepted": summary["samples"],
+                         "rejected": {reason: reasons[reason] for reason in REASONS}, "given_up": len(given_up),
+                         **gate.describe()}
+        if reasons:
+            generated.rejected.contact_sheet(generated.root / REJECTS_SHEET, max_rows=16,
+                                             title=f"QC rejects: {dict(reasons)}")
+    generated.finalize(summary)
+    if settings.export_mvtec is not None:
+        generated.export_mvtec(settings.export_mvtec)
+    if settings.export_anomalib is not None:
+        source = load_source(run.settings.data_root, run.settings.layout)
+        generated.export_anomalib(settings.export_anomalib, source.normal_train(run.settings.object),
+                                  source.normal_test(run.settings.object))

@@ -27,9 +27,19 @@ class GenerateSettings(Settings):
     export_mvtec: str | None = None  # also write the pairs in MVTec AD layout under this root
     export_anomalib: str | None = None  # also write them in anomalib's Folder layout under this root
     compile: bool = False  # torch.compile the UNet
+    # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
+    qc: str = setting("off", choices=("off", "on"))
+    qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
+    qc_area_margin: float = setting(2.0, minimum=1)  # the training masks' area range, widened this much each way
+    qc_max_off_object: float = setting(0.05, minimum=0, maximum=1)  # of the mask, outside the object
+    qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
-        return {"num": self.num, "steps": self.steps, "guidance": self.guidance, "seed": self.seed,
-                "mask_method": self.mask_method, "scheduler": self.scheduler,
-                "background_every": self.background_every if has_backgrounds else None}
+        recorded = {"num": self.num, "steps": self.steps, "guidance": self.guidance, "seed": self.seed,
+                    "mask_method": self.mask_method, "scheduler": self.scheduler,
+                    "background_every": self.background_every if has_backgrounds else None}
+        if self.qc == "on":  # (a GEN made without QC records what it always did)
+            recorded["qc"] = {"max_tries": self.qc_max_tries, "area_margin": self.qc_area_margin,
+                              "max_off_object": self.qc_max_off_object, "max_disagreement": self.qc_max_disagreement}
+        return recorded
