@@ -144,6 +144,9 @@ CASES = [
     ("generate --scheduler euler", lambda w: w.generate("--scheduler", "euler"), "--scheduler must be one of"),
     ("generate --export-mvtec under a file", lambda w: w.generate("--export-mvtec", str(w.tmp / "a-file" / "x")),
      "a-file/x"),
+    ("generate --qc maybe", lambda w: w.generate("--qc", "maybe"), "--qc must be one of off, on"),
+    ("generate --qc-max-off-object 2", lambda w: w.generate("--qc", "on", "--qc-max-off-object", "2"),
+     "--qc-max-off-object must be at most 1"),
     ("generate without --num", lambda w: ["generate", str(w.run), "--out", str(w.tmp / "g")], "missing option"),
     # generate: damaged runs
     ("generate from a data folder", lambda w: w.generate(run=w.data), "not a training run folder"),
