@@ -47,6 +47,10 @@ def test_each_reason_to_reject(tmp_path):
     assert gate.reason(_mask(30), record(_mask(30))) == "mask_area"
     assert gate.reason(_mask(8), record(_mask(8), agreement=0.5)) == "branch_disagreement"
     assert gate.reason(_mask(8), record(_mask(8))) is None
+    run.save_object_mask("normal", "bg", np.zeros((32, 32), bool))  # no object found: no off-object check
+    blind = QualityGate((4 / 1024, 20 / 1024), max_off_object=0.05, max_disagreement=0.2,
+                        backgrounds=BackgroundBank(run))
+    assert blind.reason(_mask(8, at=(10, 20)), record(_mask(8, at=(10, 20)))) is None
 
 
 def test_the_training_masks_set_the_area_range(bcm_run):

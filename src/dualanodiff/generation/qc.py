@@ -64,7 +64,9 @@ class QualityGate:
             return "empty_mask"
         if self.backgrounds is not None and "background" in record:
             outside = self.backgrounds.outside_object(record["background"])
-            if outside.shape == mask.shape and (mask & outside).sum() > self.max_off_object * mask.sum():
+            # An object mask that marks nothing (a texture, or a segmenter that found no object) says nothing.
+            if outside.shape == mask.shape and not outside.all() and \
+                    (mask & outside).sum() > self.max_off_object * mask.sum():
                 return "off_object"
         low, high = self.area_range or (0.0, 1.0)
         if not low <= record["mask_area"] <= high:
