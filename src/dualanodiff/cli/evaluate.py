@@ -7,9 +7,8 @@ from typing import Any
 
 import typer
 
-from dualanodiff.cli.app import app, evaluate_app
+from dualanodiff.cli.app import app, evaluate_app, require_options, settings_values
 from dualanodiff.data import load_source
-from dualanodiff.errors import UserError
 
 _DATA = typer.Option(..., "--data", metavar="ROOT", help="The real data set's folder (MVTec AD layout or --layout).")
 _LAYOUT = typer.Option(None, "--layout", metavar="FILE",
@@ -27,12 +26,9 @@ def _generated(first: list[Path], ctx: typer.Context) -> list[Path]:
 
 def localization_settings(params: dict[str, Any]):  # -> LocalizationSettings (imported lazily)
     """The LocalizationSettings of `evaluate localization`'s parameters (the sweep builds its own with this too)."""
-    from dataclasses import fields
-
     from dualanodiff.evaluate.settings import LocalizationSettings
 
-    names = {field.name for field in fields(LocalizationSettings)}
-    return LocalizationSettings(**{name: value for name, value in params.items() if name in names}).validate()
+    return LocalizationSettings(**settings_values(params, LocalizationSettings)).validate()
 
 
 @app.command()
@@ -120,10 +116,7 @@ def localization(
     if config is not None:
         call = read_call(config, "evaluate_localization")
     else:
-        absent = [name for name, value in (("--data", data), ("--generated", generated), ("--out", out))
-                  if value is None]
-        if absent:
-            raise UserError(f"evaluate localization: missing option(s) {', '.join(absent)} (or --config FILE)")
+        require_options("evaluate localization", data=data, generated=generated, out=out)
         call = StageCall("evaluate_localization", {
             "data": str(data), "layout": str(layout) if layout else None,
             "generated": [str(path) for path in _generated(generated, ctx)], "out": str(out), "object": object_,

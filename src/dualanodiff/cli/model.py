@@ -7,32 +7,18 @@ call that a sweep job stored (see `dualanodiff.stages`) instead.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from dualanodiff.cli.app import app
-from dualanodiff.errors import UserError
+from dualanodiff.cli.app import app, require_options, settings_values
 from dualanodiff.training.settings import preset_defaults_text
 
 PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
 CONFIG_HELP = "Run the stage call stored in this file (a sweep job's status file, or a call written by hand)."
-# Parameter names of the commands that are not their settings' field names.
-_RENAMED = {"object_": "object", "compile_": "compile", "data": "data_root"}
-
-
 def _preset_help(text: str, name: str) -> str:
     return f"{text} (default per preset: {preset_defaults_text(name)})."
-
-
-def _values(params: dict[str, Any], settings_class: type) -> dict[str, Any]:
-    """The parameters named like `settings_class`'s fields (None: the field's default), as strings for paths."""
-    renamed = {_RENAMED.get(name, name): value for name, value in params.items()}
-    names = {field.name for field in fields(settings_class)}
-    return {name: str(value) if isinstance(value, Path) else value
-            for name, value in renamed.items() if name in names and value is not None}
 
 
 def train_settings(params: dict[str, Any]):  # -> TrainSettings (imported lazily: the CLI starts without torch)
@@ -40,23 +26,15 @@ def train_settings(params: dict[str, Any]):  # -> TrainSettings (imported lazily
     from dualanodiff.model.config import DualConfig
     from dualanodiff.training.settings import TrainSettings
 
-    missing = [f"--{name.rstrip('_')}" for name in ("data", "object_", "anomaly") if params.get(name) is None]
-    if missing:
-        raise UserError(f"train: missing option(s) {', '.join(missing)} (or --config FILE)")
-    model = DualConfig(**_values(params, DualConfig))
-    return TrainSettings(**{**_values(params, TrainSettings), "model": model}).validate()
+    require_options("train", data=params.get("data"), object_=params.get("object_"), anomaly=params.get("anomaly"))
+    model = DualConfig(**settings_values(params, DualConfig))
+    return TrainSettings(**{**settings_values(params, TrainSettings), "model": model}).validate()
 
 
 def generate_settings(params: dict[str, Any]):  # -> GenerateSettings
     from dualanodiff.generation.settings import GenerateSettings
 
-    return GenerateSettings(**_values(params, GenerateSettings)).validate()
-
-
-def _missing(command: str, **options: Any) -> None:
-    absent = [f"--{name.replace('_', '-')}" for name, value in options.items() if value is None]
-    if absent:
-        raise UserError(f"{command}: missing option(s) {', '.join(absent)} (or --config FILE)")
+    return GenerateSettings(**settings_values(params, GenerateSettings)).validate()
 
 
 # train's options, one constant each so that the command reads in one screen.
@@ -174,7 +152,7 @@ def train_command(
     if config is not None:
         return run_call(read_call(config, "train"))
     settings = train_settings(locals())
-    _missing("train", out=out)
+    require_options("train", out=out)
     train(settings, out, resume=resume)
 
 
@@ -248,7 +226,7 @@ def generate_command(
     if config is not None:
         generated = run_call(read_call(config, "generate"))
     else:
-        _missing("generate", run=run, num=num, out=out)
+        require_options("generate", run=run, num=num, out=out)
         generated = generate(run, out, generate_settings(locals()), **process_share())
     _print_outcome(generated)
     print(f"generated: {generated.root}")

@@ -2,8 +2,8 @@
 GEN folder.
 
 Samples already in GEN are skipped, so an interrupted job continues where it stopped; with several processes
-(`accelerate launch`), process p of P makes the samples i with i % P == p, so the files are the same as one process
-would write, and whichever process completes the set writes the summary (and the MVTec export).
+(`accelerate launch`), process p of P makes the fixed batches b with b % P == p, so the files are the same as one
+process would write, and whichever process completes the set writes the summary (and the exports).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
     bar = progress(total=sum(len(set(batch) - settled) for batch in todo),
                    desc=f"generating {run.settings.object}/{run.settings.anomaly}", unit="pair")
     for batch in todo:
-        _make_batch(pipe, generated, gate, list(batch), settled, settings, segmenter, bar)
+        _make_batch(pipe, generated, gate, tries, list(batch), settled, settings, segmenter, bar)
     bar.close()
     # With several processes, the one that finds every sample settled (the last to finish) writes the summary.
     given_up = _given_up(generated, num, tries)
@@ -86,11 +86,12 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
     return generated
 
 
-def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: QualityGate | None, pending: list[int],
-                settled: set[int], settings: GenerateSettings, segmenter: Segmenter, bar: Any) -> None:
+def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: QualityGate | None, tries: int,
+                pending: list[int], settled: set[int], settings: GenerateSettings, segmenter: Segmenter,
+                bar: Any) -> None:
     """One batch's samples. With QC, a rejected sample i is tried again as candidate i + k * num (k = 1, 2, ...)
     in a batch of the batch's rejected samples, so every try depends on the command alone."""
-    for attempt in range(settings.qc_max_tries if gate is not None else 1):
+    for attempt in range(tries):
         output = pipe([index + attempt * settings.num for index in pending], seed=settings.seed,
                       steps=settings.steps, guidance=settings.guidance, segmenter=segmenter,
                       background_every=settings.background_every, progress=False)
