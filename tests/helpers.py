@@ -5,8 +5,10 @@ from dualanodiff.training.settings import TrainSettings
 
 
 def micro_settings(data_root, base_dir, **settings) -> TrainSettings:
-    """A few training steps of the micro base on the synthetic washer's rust, at 32 px."""
+    """A few training steps of the micro base on the synthetic washer's rust, at 32 px, whole images (window
+    tests pass canvas="window")."""
     values = {"preset": "tiny", "steps": 4, "batch_size": 2, "resolution": 32, "checkpoint_every": 2, "seed": 7,
+              "canvas": "image",
               **settings}
     model = values.pop("model", DualConfig())
     model = DualConfig(**{**model.to_dict(), "rank": values.pop("rank", 4)})

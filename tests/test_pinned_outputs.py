@@ -33,7 +33,7 @@ def test_train_and_generate_reproduce_the_pinned_outputs(synthetic_root, micro_b
     run, gen = tmp_path / "run", tmp_path / "gen"
     run_cli("train", "--data", synthetic_root, "--object", "washer", "--anomaly", "rust", "--out", run,
             "--base-model", micro_base_dir, "--resolution", "32", "--steps", "3", "--batch-size", "2",
-            "--rank", "4", "--checkpoint-every", "3", "--seed", "7", "--bcm")
+            "--rank", "4", "--checkpoint-every", "3", "--seed", "7", "--bcm", "--canvas", "image")
     run_cli("generate", run, "--out", gen, "--num", "3", "--steps", "3", "--batch-size", "2", "--seed", "1",
             "--device", "cpu")
     weights = load_file(run / "weights.safetensors")

@@ -66,7 +66,8 @@ def test_presets_are_resolved_once_and_a_local_base_folder_becomes_absolute(tmp_
     assert hub.base_model == PRESETS["sd15"]["base_model"]  # a hub id stays as it is
     assert settings.tiny_base().to_dict() == {"resolution": 64, "steps": 2000, "batch_size": 16, "lr": 5e-4,
                                               "seed": 32, "prompt": "a vfx", "flip_horizontal": False,
-                                              "flip_vertical": False}
+                                              "flip_vertical": False, "working_resolution": 256}
+    assert settings.canvas == "window" and settings.working_side == 256 and hub.canvas == "image"
 
 
 def test_the_scheduler_choices_are_the_pipeline_s_schedulers():

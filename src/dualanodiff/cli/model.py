@@ -89,6 +89,14 @@ _TRAIN_OBJECT_MASKS = typer.Option(None, "--object-masks", metavar="DIR",
                                    help="BCM: object masks made with any tool, DIR/<stem>.png.")
 _TRAIN_OBJECT_SEGMENTER = typer.Option("border", "--object-segmenter",
                                        help="BCM: border (weight-free) or module.path:factory.")
+_TRAIN_CANVAS = typer.Option(None, "--canvas", help=_preset_help(
+    "What the model draws: image (the whole image, the paper) or window (windows around the defects at the data's "
+    "detail, blended into real normal images)", "canvas"))
+_TRAIN_WORKING_RESOLUTION = typer.Option(None, "--working-resolution", metavar="PX",
+                                         help="Window canvas: the side of the images read and written "
+                                              "(default: 4 x --resolution).")
+_TRAIN_WINDOW_MARGIN = typer.Option(0.5, "--window-margin", metavar="F",
+                                    help="Window canvas: a window spans the anomaly plus F of its extent per side.")
 _TRAIN_RESUME = typer.Option(False, "--resume", help="Continue from the run's latest checkpoint.")
 _TRAIN_CONFIG = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP)
 
@@ -132,14 +140,14 @@ def train_command(
     bcm_form: str = _TRAIN_BCM_FORM,
     object_masks: Path | None = _TRAIN_OBJECT_MASKS,
     object_segmenter: str = _TRAIN_OBJECT_SEGMENTER,
+    canvas: str | None = _TRAIN_CANVAS,
+    working_resolution: int | None = _TRAIN_WORKING_RESOLUTION,
+    window_margin: float = _TRAIN_WINDOW_MARGIN,
     resume: bool = _TRAIN_RESUME,
     config: Path | None = _TRAIN_CONFIG,
 ) -> Any:
-    """Train one DualAnoDiff model for one (object, anomaly type).
-
-    \b
-    Every default (per preset) is printed at the start and stored in RUN/config.json; RUN also gets
-    split.json, weights.safetensors, loss.csv/loss.png and checkpoints for --resume.
+    """Train one DualAnoDiff model for one (object, anomaly type). Every default (per preset) is printed and
+    stored in RUN/config.json, beside split.json, weights.safetensors, loss.csv/png and checkpoints (--resume).
 
     \b
     Example: dualanodiff train --data mvtec_ad --object bottle --anomaly broken_large --out runs/bottle-bl \\

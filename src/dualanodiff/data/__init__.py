@@ -31,6 +31,12 @@ _EXPORTS = {
     "split_rule_text": "dualanodiff.data.split",
     "write_split": "dualanodiff.data.split",
     "write_synthetic": "dualanodiff.data.synthetic",
+    "Window": "dualanodiff.data.windows",
+    "anomaly_extent": "dualanodiff.data.windows",
+    "crop_windows": "dualanodiff.data.windows",
+    "jitter_side": "dualanodiff.data.windows",
+    "place_window": "dualanodiff.data.windows",
+    "window_side": "dualanodiff.data.windows",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -35,13 +35,17 @@ class BackgroundBank:
             self._loaded[name] = background, outside
         return self._loaded[name]
 
+    def image(self, name: str) -> np.ndarray:
+        """Background `name` (uint8 HxWx3)."""
+        return self._load(name)[0]
+
     def outside_object(self, name: str) -> np.ndarray:
         """Where background `name`'s normal image is not the object (bool HxW)."""
         return self._load(name)[1]
 
     def for_samples(self, indices: Sequence[int], seed: int, every: int) -> tuple[torch.Tensor, list[str]]:
         names = [self.choose(index, seed, every).stem for index in indices]
-        return to_pixels([self._load(name)[0] for name in names]), names
+        return to_pixels([self.image(name) for name in names]), names
 
     def preservation(self, image: np.ndarray, name: str) -> float | None:
         """Background preservation: mean |generated - background| outside the object mask, 0..1 (lower: kept)."""

@@ -9,7 +9,7 @@ whatever the batch it is made in, and an interrupted job can make exactly the mi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
+from dualanodiff.generation.windows import WindowCanvas
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
 from dualanodiff.model.base import load_base_model, move_frozen
@@ -68,6 +69,10 @@ class DualAnoDiffPipeline:
         self.scheduler = scheduler_class.from_config(model.scheduler_config)
         self.noise_scheduler = DDPMScheduler.from_config(model.scheduler_config)
         self.backgrounds = backgrounds
+        self.canvas = WindowCanvas(run) if run.settings.windowed else None
+        if self.canvas is not None and backgrounds is not None and backgrounds.run.root != run.root:
+            raise UserError("--backgrounds: a window-canvas run draws into its own normal images and measures "
+                            "against their backgrounds; another run's cannot be used")
 
     @classmethod
     def from_pretrained(cls, run: Run | str | Path, *, device: str | torch.device | None = None,
@@ -103,7 +108,9 @@ class DualAnoDiffPipeline:
     @torch.no_grad()
     def __call__(self, indices: Iterable[int] | int, *, seed: int = 0, steps: int = 50, guidance: float = 2.5,
                  segmenter: Segmenter | str = "threshold", background_every: int = 50,
-                 progress: bool = True) -> GenerationOutput:
+                 placements: Sequence[dict[str, Any]] | None = None, progress: bool = True) -> GenerationOutput:
+        """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
+        (from seed and index), or the one in `placements` (a sample's record: `normal` and `window`)."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
@@ -114,16 +121,13 @@ class DualAnoDiffPipeline:
         # Branch noise first, then the background's, from each sample's own generator.
         latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
-        records: list[dict[str, Any]] = [{"seed": seed} for _ in indices]
+        records = self._place(indices, seed, placements)
         background = None
-        if self.backgrounds is not None:
-            background_pixels, background_names = self.backgrounds.for_samples(indices, seed, background_every)
-            for record, name in zip(records, background_names, strict=True):
-                record["background"] = name
-            if model.config.bcm:
-                noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
-                background = (self._background_latents(background_pixels),
-                              noise.to(self.device, self.dtype).repeat(2, 1, 1, 1))
+        background_pixels = self._backgrounds(records, indices, seed, background_every)
+        if background_pixels is not None and model.config.bcm:
+            noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
+            background = (self._background_latents(background_pixels),
+                          noise.to(self.device, self.dtype).repeat(2, 1, 1, 1))
         store = (AttentionStore(model.anomaly_token_indices(), self.config.resolution)
                  if segmenter.needs_attention else None)
         latents = self._denoise(latents, background, steps=steps, guidance=guidance, store=store,
@@ -135,14 +139,42 @@ class DualAnoDiffPipeline:
         for k, index in enumerate(indices):
             image, part = decoded[k, 0], decoded[k, 1]
             mask = np.asarray(segmenter(image, part, attention[k] if attention is not None else None), bool)
+            figures = mask_figures(image, part, mask)  # (the branches compared where they drew)
+            if self.canvas is not None:
+                image, part, mask = self.canvas.compose(records[k], image, mask)
+                figures["mask_area"] = float(mask.mean())
             output.images.append(image)
             output.anomaly_parts.append(part)
             output.masks.append(mask)
-            record = {"index": index, **records[k], **mask_figures(image, part, mask)}
+            record = {"index": index, **records[k], **figures}
             if self.backgrounds is not None:
                 record["background_preservation"] = self.backgrounds.preservation(image, record["background"])
             output.records.append(record)
         return output
+
+    def _place(self, indices: list[int], seed: int,
+               placements: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """Each sample's record so far: its seed and, on a window canvas, its normal image and window."""
+        if self.canvas is None:
+            return [{"seed": seed} for _ in indices]
+        if placements is None:
+            placements = [self.canvas.place(index, seed) for index in indices]
+        return [{"seed": seed, "normal": p["normal"], "window": list(p["window"])} for p in placements]
+
+    def _backgrounds(self, records: list[dict[str, Any]], indices: list[int], seed: int,
+                     every: int) -> torch.Tensor | None:
+        """The backgrounds the samples condition on or are measured against (their names go into the records):
+        a window canvas's are the windows of its normal images' backgrounds."""
+        if self.backgrounds is None:
+            return None
+        if self.canvas is not None:
+            names = [record["normal"] for record in records]
+            pixels = self.canvas.crop([self.backgrounds.image(name) for name in names], records)
+        else:
+            pixels, names = self.backgrounds.for_samples(indices, seed, every)
+        for record, name in zip(records, names, strict=True):
+            record["background"] = name
+        return pixels
 
     def _denoise(self, latents: torch.Tensor, background: tuple[torch.Tensor, torch.Tensor] | None, *,
                  steps: int, guidance: float, store: AttentionStore | None, progress: bool,

@@ -27,14 +27,14 @@ REASONS = ("empty_mask", "off_object", "mask_area", "branch_disagreement")
 
 
 def training_mask_areas(run: Run) -> list[float] | None:
-    """The area fractions of the run's training masks at its resolution, or None when the data set is not here."""
+    """The area fractions of the run's training masks at its working resolution (None: the data set is gone)."""
     settings = run.settings
     try:
         samples = load_source(settings.data_root, settings.layout).anomaly_samples(settings.object, settings.anomaly)
     except DataError:
         return None
     trained = set(run.split()["train"])
-    masks = [resized_mask(load_mask(sample.mask_path), settings.resolution) for sample in samples
+    masks = [resized_mask(load_mask(sample.mask_path), settings.working_side) for sample in samples
              if sample.name in trained]
     return [float(mask.mean()) for mask in masks] or None
 

@@ -16,16 +16,24 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from dualanodiff.data import DataSource, load_source, load_training_examples, make_split
+from dualanodiff.data import (
+    AnomalySample,
+    DataSource,
+    TrainingExamples,
+    load_source,
+    load_training_examples,
+    make_split,
+)
 from dualanodiff.errors import ModelError
 from dualanodiff.io import folder_lock, ordinary_permissions
 from dualanodiff.model.base import BaseModel, load_base_model, move_frozen
 from dualanodiff.model.dual import DualAnoDiffModel
-from dualanodiff.training.backgrounds import prepare_backgrounds
+from dualanodiff.training.backgrounds import prepare_objects
 from dualanodiff.training.loop import fit, flip_variants, frozen_dtype, make_accelerator
 from dualanodiff.training.run import Run
 from dualanodiff.training.settings import TrainSettings
 from dualanodiff.training.tiny_base import cached_tiny_base
+from dualanodiff.training.windows import training_windows, window_statistics
 
 
 def _tiny_base_model(run: Run, source: DataSource, accelerator: Accelerator) -> tuple[BaseModel, str]:
@@ -47,6 +55,27 @@ def _tiny_base_model(run: Run, source: DataSource, accelerator: Accelerator) -> 
     return load_base_model(own_copy), own_copy.name
 
 
+def _training_pixels(run: Run, source: DataSource, training: list[AnomalySample],
+                     examples: TrainingExamples) -> torch.Tensor:
+    """(images, variants, streams, 3, R, R): the flips of each whole image (image canvas) or windows around each
+    anomaly (window canvas), of I, I_a and, with BCM, I_b."""
+    settings = run.settings
+    streams = [examples.images, examples.parts]
+    objects = None
+    if settings.model.bcm or settings.windowed:
+        objects = prepare_objects(run, source, training, examples.images, backgrounds=settings.model.bcm)
+        if objects.backgrounds is not None:
+            streams.append(objects.backgrounds)
+    stacked = torch.stack(streams, dim=1)
+    flips = (settings.flip_horizontal, settings.flip_vertical)
+    if not settings.windowed:
+        return flip_variants(stacked, *flips)
+    masks = examples.masks[:, 0].bool().numpy()
+    run.write_windows(window_statistics(masks, objects.training, settings.window_margin, settings.resolution))
+    return training_windows(stacked, masks, margin=settings.window_margin, size=settings.resolution, flips=flips,
+                            generator=torch.Generator().manual_seed(settings.seed))
+
+
 def train(settings: TrainSettings, run_dir: str | Path, *, resume: bool = False) -> Run:
     """Train the dual-branch adapters for one anomaly type into `run_dir`; returns the run."""
     settings = settings.resolved()
@@ -54,7 +83,7 @@ def train(settings: TrainSettings, run_dir: str | Path, *, resume: bool = False)
     # folder is made (config.json records it, and --resume compares it with the one the run was started with).
     base = None if settings.preset == "tiny" else load_base_model(settings.base_model)
     if base is not None and settings.resolution is None:
-        settings = replace(settings, resolution=base.resolution).validate()
+        settings = replace(settings, resolution=base.resolution).resolved()
     if base is not None:
         base.check_resolution(settings.resolution)  # before the run folder is touched
     accelerator = make_accelerator(settings.mixed_precision, settings.gradient_accumulation)
@@ -78,7 +107,8 @@ def _train(run: Run, accelerator: Accelerator, base: BaseModel | None) -> Run:
                       f"'{settings.object}' ({len(split.test)} held out); settings:")
     for key, value in settings.to_dict().items():
         accelerator.print(f"  {key}: {value}")
-    examples = load_training_examples(split.train, settings.resolution)  # a bad mask fails before pre-training
+    # A bad mask fails before pre-training.
+    examples = load_training_examples(split.train, settings.working_side)
 
     base, base_name = (base, settings.base_model) if base is not None else _tiny_base_model(run, source, accelerator)
     base.check_resolution(settings.resolution)
@@ -93,10 +123,7 @@ def _train(run: Run, accelerator: Accelerator, base: BaseModel | None) -> Run:
     if accelerator.is_main_process:
         run.write_config(base_name)
 
-    streams = [examples.images, examples.parts]
-    if settings.model.bcm:
-        streams.append(prepare_backgrounds(run, source, split.train, examples.images))
-    pixels = flip_variants(torch.stack(streams, dim=1), settings.flip_horizontal, settings.flip_vertical)
+    pixels = _training_pixels(run, source, split.train, examples)
     mean, std = base.codec.encode_distribution(pixels.flatten(0, 2).to(accelerator.device, dtype))
     mean = mean.float().cpu().view(*pixels.shape[:3], *mean.shape[1:])  # (images, variants, streams, C, h, w)
     std = std.float().cpu().view_as(mean)

@@ -36,12 +36,15 @@ TINY_BASE_FOLDER = "base"
 OBJECT_MASKS_FOLDER = "object_masks"
 BACKGROUNDS_FOLDER = "backgrounds"
 CONTACT_SHEET = "contact_sheet.png"
+WINDOWS_FILE = "windows.json"  # window canvas: the training windows' sides and where the anomalies sit
 # A training folder's checkpoints and loss log (train.checkpoint writes them; the tiny base's cache folder too).
 CHECKPOINTS_FOLDER = "checkpoints"
 LOSS_CSV, LOSS_PNG = "loss.csv", "loss.png"
 MASK_KINDS = ("anomaly", "normal")  # training images' and normal images' object masks (their names may clash)
 # Keys config.json holds beside the settings; "rank" is an earlier version's copy of model.rank.
 _NOT_SETTINGS = ("format", "base_model_path", "rank")
+# Settings added after runs were first written: a run without them was made with the whole-image canvas.
+_ADDED_LATER = ("canvas", "working_resolution", "window_margin")
 
 
 class Run:
@@ -87,7 +90,8 @@ class Run:
         data = read_json(config_path)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UserError(f"{config_path}: not a run's config (no \"format\": \"{FORMAT}\")")
-        missing = [field.name for field in fields(TrainSettings) if field.name not in data]
+        missing = [field.name for field in fields(TrainSettings)
+                   if field.name not in data and field.name not in _ADDED_LATER]
         if missing:  # training writes every setting: a missing one was deleted by hand
             raise UserError(f"{config_path}: has no {', '.join(missing)} (a run's config.json holds every setting)")
         settings = TrainSettings.from_dict(data, where=str(config_path), ignore=_NOT_SETTINGS)
@@ -131,6 +135,9 @@ class Run:
     def save_background(self, stem: str, background: np.ndarray) -> Path:
         return save_image(self.background_path(stem), background)
 
+    def write_windows(self, statistics: dict[str, Any]) -> Path:
+        return write_json(self.root / WINDOWS_FILE, statistics)
+
     # --- what generation and the report read ---------------------------------------------------------------------
     @property
     def weights_path(self) -> Path:
@@ -173,6 +180,16 @@ class Run:
 
     def object_mask_path(self, kind: str, stem: str) -> Path:
         return self.root / OBJECT_MASKS_FOLDER / kind / f"{stem}.png"
+
+    def object_mask_stems(self, kind: str) -> list[str]:
+        return sorted(path.stem for path in (self.root / OBJECT_MASKS_FOLDER / kind).glob("*.png"))
+
+    def windows(self) -> dict[str, Any]:
+        """A window-canvas run's training windows (`sides`, in working-resolution pixels) and anomaly depths."""
+        path = self.root / WINDOWS_FILE
+        if not path.is_file():
+            raise ModelError(f"{self.root}: a window-canvas run without {WINDOWS_FILE}; train it again")
+        return read_json(path)
 
     @property
     def config_path(self) -> Path:

@@ -16,6 +16,10 @@ NO_FLIP_OBJECTS = ("cable",)
 SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 LR_SCHEDULES = ("constant", "cosine")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
+# What the model draws: the whole image (the paper), or windows around the defects at the data's own detail,
+# blended into real normal images (generation/windows.py).
+CANVASES = ("image", "window")
+WORKING_FACTOR = 4  # a window canvas's working resolution defaults to this many times the model's input side
 
 # Per preset defaults; every one is printed at the start of training and stored in config.json. The sd15 preset's
 # resolution `None` is the base model's own (512 for SD 1.x, 768 for SD 2.x 768-v): `train` fills it once the base
@@ -23,11 +27,12 @@ MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 PRESETS: dict[str, dict[str, Any]] = {
     # SPEC section 2: the released code's settings (lr 2e-5; the paper says 5e-6: pass --lr 5e-6).
     "sd15": {"base_model": SD15_HUB_ID, "resolution": None, "steps": 5000, "batch_size": 4, "lr": 2e-5,
-             "lr_schedule": "constant", "mixed_precision": "auto", "checkpoint_every": 500, "seed": 32},
+             "lr_schedule": "constant", "mixed_precision": "auto", "checkpoint_every": 500, "seed": 32,
+             "canvas": "image"},
     # A CPU-sized stand-in: a small base pre-trained on the object's normal images, then the same dual training.
     "tiny": {"base_model": None, "resolution": 64, "steps": 800, "batch_size": 4, "lr": 2e-3,
              "lr_schedule": "cosine", "mixed_precision": "no", "checkpoint_every": 200, "seed": 32,
-             "base_steps": 2000, "base_batch_size": 16, "base_lr": 5e-4},
+             "base_steps": 2000, "base_batch_size": 16, "base_lr": 5e-4, "canvas": "window"},
 }
 
 
@@ -49,6 +54,9 @@ class TinyBaseSettings(Settings):
     prompt: str = "a vfx"
     flip_horizontal: bool = True
     flip_vertical: bool = True
+    # With a window canvas the base learns windows of the normal images, of sides from `resolution` to the
+    # whole image at `working_resolution` (None: whole images at `resolution`, the image canvas).
+    working_resolution: int | None = setting(None, minimum=8)
 
 
 @dataclass
@@ -83,6 +91,9 @@ class TrainSettings(Settings):
     base_lr: float | None = setting(None, above=0)
     object_masks: str | None = None  # BCM: a folder of object masks made with any tool
     object_segmenter: str = "border"  # BCM: the weight-free default, or module.path:factory
+    canvas: str | None = setting(None, choices=CANVASES)
+    working_resolution: int | None = setting(None, minimum=8)  # window canvas: the side read and written
+    window_margin: float = setting(0.5, minimum=0)  # window side = the anomaly's extent x (1 + 2 margin)
     model: DualConfig = field(default_factory=DualConfig)
 
     def resolved(self) -> TrainSettings:
@@ -104,7 +115,24 @@ class TrainSettings(Settings):
         if base_dir is not None and base_dir.is_dir():
             values["base_model"] = str(base_dir.resolve())
         values["model"] = self.model
+        if values["canvas"] == "image" and values["working_resolution"] is not None:
+            raise UserError("--working-resolution needs --canvas window (the image canvas works at --resolution)")
+        if values["canvas"] == "window" and values["resolution"] is not None:  # (sd15's: once its base loads)
+            values["working_resolution"] = values["working_resolution"] or WORKING_FACTOR * values["resolution"]
+            if values["working_resolution"] < values["resolution"]:
+                raise UserError(f"--working-resolution {values['working_resolution']} is below --resolution "
+                                f"{values['resolution']}: a window would be drawn at more detail than the data has")
         return TrainSettings(**values).validate()
+
+    @property
+    def windowed(self) -> bool:
+        return self.canvas == "window"
+
+    @property
+    def working_side(self) -> int:
+        """The side of the images a run reads and writes: the working resolution (a run of a version before
+        windows has none: its resolution)."""
+        return self.working_resolution or self.resolution
 
     def tiny_base(self) -> TinyBaseSettings:
         """The tiny base's pre-training settings (of resolved settings)."""
@@ -112,4 +140,5 @@ class TrainSettings(Settings):
             raise UserError("tiny_base() needs resolved settings")
         return TinyBaseSettings(resolution=self.resolution, steps=self.base_steps, batch_size=self.base_batch_size,
                                 lr=self.base_lr, seed=self.seed, prompt=f"a {self.model.object_token}",
-                                flip_horizontal=self.flip_horizontal, flip_vertical=self.flip_vertical).validate()
+                                flip_horizontal=self.flip_horizontal, flip_vertical=self.flip_vertical,
+                                working_resolution=self.working_resolution if self.windowed else None).validate()

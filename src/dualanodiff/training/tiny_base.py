@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,17 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from dualanodiff.data import load_pixels
+from dualanodiff.data import load_pixels, to_uint8
 from dualanodiff.errors import DataError
 from dualanodiff.io import write_json
+from dualanodiff.masks.objects import load_object_segmenter
 from dualanodiff.model.base import BaseModel
 from dualanodiff.model.dual import diffusion_target
 from dualanodiff.model.tiny import build_tiny_base
 from dualanodiff.training.loop import fit, flip_variants, make_accelerator
 from dualanodiff.training.run import CHECKPOINTS_FOLDER
 from dualanodiff.training.settings import TinyBaseSettings
+from dualanodiff.training.windows import NormalWindows
 
 UNCONDITIONAL_RATE = 0.1  # prompts dropped to "" so that classifier-free guidance has an unconditional model
 EMA_DECAY = 0.999
@@ -69,16 +72,13 @@ def pretrain_tiny_base(normal_images: list[Path], folder: Path, settings: TinyBa
     settings.validate()
     accelerator = make_accelerator("auto")
     base = build_tiny_base(settings.resolution, settings.seed)
-    pixels = flip_variants(load_pixels(normal_images, settings.resolution), settings.flip_horizontal,
-                           settings.flip_vertical)
-    latents = base.codec.encode(pixels.flatten(0, 1))
+    draw_clean = _clean_latents(base, normal_images, settings)
     timesteps = base.scheduler_config["num_train_timesteps"]
     model = BaseDenoisingLoss(base, settings.prompt).to(accelerator.device)
     batch_size = settings.batch_size
 
     def draw_batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        index = torch.randint(len(latents), (batch_size,), generator=generator)
-        clean = latents[index]
+        clean = draw_clean(batch_size, generator)
         noise = torch.randn(clean.shape, generator=generator)
         steps_drawn = torch.randint(0, timesteps, (batch_size,), generator=generator)
         unconditional = torch.rand(batch_size, generator=generator) < UNCONDITIONAL_RATE
@@ -94,6 +94,22 @@ def pretrain_tiny_base(normal_images: list[Path], folder: Path, settings: TinyBa
         shutil.rmtree(folder / CHECKPOINTS_FOLDER, ignore_errors=True)
     accelerator.wait_for_everyone()
     return model_dir
+
+
+def _clean_latents(base: BaseModel, normal_images: list[Path],
+                   settings: TinyBaseSettings) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """draw(batch_size, generator): clean latents of whole normal images (image canvas), or of windows of them cut
+    afresh for every batch (window canvas; the tiny base's codec makes encoding free)."""
+    flips = (settings.flip_horizontal, settings.flip_vertical)
+    if settings.working_resolution is None:
+        pixels = flip_variants(load_pixels(normal_images, settings.resolution), *flips)
+        latents = base.codec.encode(pixels.flatten(0, 1))
+        return lambda batch_size, generator: latents[torch.randint(len(latents), (batch_size,), generator=generator)]
+    images = to_uint8(load_pixels(normal_images, settings.working_resolution))
+    segmenter = load_object_segmenter("border").fit(list(images))
+    object_masks = [segmenter(image) for image in images]
+    windows = NormalWindows(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), object_masks, flips)
+    return lambda batch_size, generator: base.codec.encode(windows.draw(batch_size, settings.resolution, generator))
 
 
 def _fingerprint(normal_images: list[Path], settings: dict[str, Any]) -> str:

@@ -1,0 +1,111 @@
+"""The window canvas: the dual model draws a window of a real normal image, and the anomaly it drew is blended
+into that image, so every pixel away from the anomaly is the normal image's own.
+
+Sample i of seed s takes, from a generator of (s, i) alone:
+- a normal training image of the run's object;
+- a window side, from the sides of the run's training windows (`Run.windows()`), jittered;
+- a centre: on the object (the run's object masks), at a depth inside it like that of a training anomaly
+  (textures and images without an object: anywhere).
+Its record holds the normal image's name and the window, which is all `DualAnoDiffPipeline` needs to make the
+same sample again. The mask comes from the drawn anomaly part, scaled to the window and cut to the object; the
+drawn image replaces the normal one inside the mask and fades out over a few pixels around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from dualanodiff.data import crop_windows, jitter_side, load_rgb, load_source, place_window, read_mask, resized_rgb
+from dualanodiff.errors import DataError
+from dualanodiff.training.run import Run
+
+DEPTH_TOLERANCE = 0.1  # a centre's depth in the object is within this of a training anomaly's
+FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
+PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
+
+
+class WindowCanvas:
+    def __init__(self, run: Run):
+        settings = run.settings
+        self.run, self.side, self.size = run, settings.working_side, settings.resolution
+        statistics = run.windows()
+        self.sides = [int(side) for side in statistics["sides"]]
+        self.depths = [depth for depth in statistics["depths"] if depth is not None]
+        try:
+            normal = load_source(settings.data_root, settings.layout).normal_train(settings.object)
+        except DataError as error:
+            raise DataError(f"window canvas: the run's normal images are needed to draw into: {error}") from None
+        by_stem = {path.stem: path for path in normal}
+        self.paths = [by_stem[stem] for stem in run.object_mask_stems("normal") if stem in by_stem]
+        if not self.paths:
+            raise DataError(f"{settings.data_root}: none of the normal images {run.root} was trained with is there")
+        self._loaded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+    def _load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A normal image at the working resolution, its object mask, and the depth of each object pixel (None
+        when the mask marks no object, or everything)."""
+        if name not in self._loaded:
+            path = next(path for path in self.paths if path.stem == name)
+            image = resized_rgb(load_rgb(path), self.side, Image.Resampling.LANCZOS)
+            objects = read_mask(self.run.object_mask_path("normal", name))
+            depth = None
+            if objects.any() and not objects.all():
+                depth = ndimage.distance_transform_edt(objects)
+                depth /= depth.max()
+            self._loaded[name] = image, objects, depth
+        return self._loaded[name]
+
+    def place(self, index: int, seed: int) -> dict[str, Any]:
+        """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side]}`."""
+        rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
+        name = self.paths[int(rng.integers(len(self.paths)))].stem
+        image, _, depth = self._load(name)
+        side = jitter_side(self.sides[int(rng.integers(len(self.sides)))], rng.random(), self.size, self.side)
+        if depth is None:
+            centre = rng.random(2) * self.side
+        else:
+            candidates = np.argwhere(depth > 0)
+            if self.depths:
+                target = self.depths[int(rng.integers(len(self.depths)))]
+                near = candidates[np.abs(depth[tuple(candidates.T)] - target) <= DEPTH_TOLERANCE]
+                candidates = near if len(near) else candidates
+            centre = candidates[int(rng.integers(len(candidates)))] + 0.5
+        return {"normal": name, "window": list(place_window(centre[0], centre[1], side, *image.shape[:2]))}
+
+    def crop(self, images: Sequence[np.ndarray], placements: Sequence[dict[str, Any]]) -> torch.Tensor:
+        """The placements' windows of uint8 working-resolution images, as model input (K, 3, R, R) in [-1, 1]."""
+        pixels = torch.tensor(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return crop_windows(pixels, range(len(images)), [tuple(p["window"]) for p in placements], self.size)
+
+    def normal_images(self, placements: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        return [self._load(placement["normal"])[0] for placement in placements]
+
+    def compose(self, placement: dict[str, Any], drawn: np.ndarray,
+                drawn_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image, anomaly part, mask) at the working resolution: the drawn window's anomaly blended into the
+        normal image. Outside the mask grown by the feather, the image is the normal image bit for bit."""
+        image, objects, depth = self._load(placement["normal"])
+        top, left, side = placement["window"]
+        window = (slice(top, top + side), slice(left, left + side))
+        drawn = resized_rgb(drawn, side, Image.Resampling.BICUBIC).astype(np.float32)
+        scaled = np.asarray(Image.fromarray(drawn_mask.astype(np.float32)).resize((side, side),
+                                                                                  Image.Resampling.BILINEAR))
+        mask = np.zeros(image.shape[:2], bool)
+        mask[window] = scaled >= 0.5
+        inside = objects[window] if depth is not None else np.ones((side, side), bool)
+        mask[window] &= inside  # an anomaly drawn off the object is not one
+        out = image.copy()
+        if mask.any():
+            feather = max(2.0, FEATHER * side)
+            weight = np.clip(1 - ndimage.distance_transform_edt(~mask[window]) / feather, 0, 1) * inside
+            blended = image[window] * (1 - weight[..., None]) + drawn * weight[..., None]
+            touched = weight > 0
+            out[window][touched] = np.round(blended[touched]).astype(np.uint8)
+        part = np.where(mask[..., None], out, 0).astype(np.uint8)
+        return out, part, mask

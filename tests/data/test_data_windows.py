@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import torch
+
+from dualanodiff.data.windows import anomaly_extent, crop_windows, jitter_side, place_window, window_side
+
+
+def test_a_window_of_the_model_s_side_is_cut_out_exactly():
+    pixels = torch.rand(2, 3, 40, 40)
+    cut = crop_windows(pixels, [1, 0], [(5, 7, 16), (0, 24, 16)], 16)
+    assert torch.allclose(cut[0], pixels[1, :, 5:21, 7:23], atol=1e-6)
+    assert torch.allclose(cut[1], pixels[0, :, 0:16, 24:40], atol=1e-6)
+
+
+def test_a_large_window_is_averaged_down_not_aliased():
+    stripes = torch.zeros(1, 1, 64, 64)
+    stripes[..., ::2] = 1  # one-pixel stripes: point sampling at half size would see only one colour
+    cut = crop_windows(stripes, [0], [(0, 0, 64)], 32)
+    assert torch.allclose(cut, torch.full_like(cut, 0.5), atol=1e-5)
+
+
+def test_the_extent_side_and_placement_of_an_anomaly_window():
+    mask = np.zeros((100, 100), bool)
+    mask[10:14, 20:50] = True
+    assert anomaly_extent(mask) == (12.0, 35.0, 30)
+    assert window_side(30, 0.5, 16, 100) == 60
+    assert window_side(3, 0.5, 16, 100) == 16  # a small defect: at least the model's side, never upscaled data
+    assert window_side(90, 0.5, 16, 100) == 100
+    assert place_window(12, 35, 60, 100, 100) == (0, 5, 60)  # pushed inside the image, not cut
+    assert place_window(99, 99, 120, 100, 100) == (0, 0, 100)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999])
+def test_the_side_jitter_stays_in_range(draw):
+    assert 16 <= jitter_side(40, draw, 16, 100) <= 100
+    assert jitter_side(40, 0.5, 16, 100) == 40
