@@ -38,7 +38,7 @@ def test_threshold_recovers_the_defect_and_drops_specks():
 def test_clean_up_keeps_second_defects_but_drops_specks_next_to_a_large_one():
     image, part, _ = _sample()  # the defect: 16 x 20 = 320 pixels
     part[50:60, 50:60] = 200  # a second defect, 100 pixels: kept
-    part[2:5, 58:63] = 200  # a corner speck, 15 pixels (above min_area, under a tenth of the defect): dropped
+    part[2:5, 58:63] = 200  # a corner speck, 15 pixels (above min_pixels, under a tenth of the defect): dropped
     mask = ThresholdSegmenter()(image, part, None)
     assert mask[55, 55] and mask[25, 30] and not mask[3, 60]
 
@@ -63,6 +63,27 @@ def test_attention_masks_threshold_the_map_with_otsu():
     assert (mask == truth).mean() > 0.98
     with pytest.raises(ValueError):
         AttentionSegmenter()(image, part, None)
+
+
+@pytest.mark.parametrize(("side", "centre"), [(64, (40, 22)), (64, (12, 50)), (256, (90, 170))])
+def test_attention_masks_lie_where_the_map_looks(side, centre):
+    """A Gaussian bump at a known place on a noisy, uneven map: the mask covers the bump's core (above half its
+    height), stays on the bump (above a tenth of it), and is centred on it."""
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:side, 0:side]
+    sigma = side / 12
+    bump = np.exp(-((y - centre[0]) ** 2 + (x - centre[1]) ** 2) / (2 * sigma**2))
+    attention = np.clip(0.1 + 0.05 * x / side + 0.8 * bump + rng.normal(0, 0.04, bump.shape), 0, 1)
+    mask = AttentionSegmenter()(np.zeros((side, side, 3), np.uint8), np.zeros((side, side, 3), np.uint8),
+                                attention)
+    core = bump >= 0.5
+    assert (mask & core).sum() >= 0.95 * core.sum() and (mask & (bump >= 0.1)).sum() >= 0.95 * mask.sum()
+    assert np.hypot(*(np.argwhere(mask).mean(axis=0) - centre)) <= side / 32
+
+
+def test_the_threshold_method_loads_with_no_arguments():
+    segmenter = load_segmenter("threshold")
+    assert isinstance(segmenter, ThresholdSegmenter) and not segmenter.needs_attention
 
 
 def test_otsu_separates_two_modes():
