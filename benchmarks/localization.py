@@ -1,0 +1,165 @@
+"""Downstream comparison: a localizer trained on each method's pairs, tested on the same held-out real defects.
+
+    python -m benchmarks.localization --data ../shared/datasets/mvtec-screw-512 --object screw \
+        --types scratch_head,thread_side --dual "runs/gen-screw-{type}" --num 64 --out cmp/screw \
+        --resolution 256 --epochs 8 --base-width 32 --seeds 3
+
+Methods, each with `--num` pairs per type and the same `evaluate localization` settings:
+- `dualanodiff`: the GEN folders given by `--dual` (a pattern with {type});
+- `croppaste`, `perlin` (and `cutpaste` with --cutpaste): `dualanodiff baseline`, at the dual GENs' image size;
+- `mix`: the first half of each dualanodiff GEN and the first half of each croppaste GEN.
+
+Prints one Markdown table (pixel AUROC / AP / F1-max and image AUROC, mean +- std over the seeds, percent) and the
+figures of how each method's pairs sit next to the real ones (grid score, mask pixels off the object, median mask
+area over the real masks'), and writes OUT/table.md, OUT/results.json and OUT/sheets/<type>.png: real pairs beside
+each method's. Every step is resumable: run the same command again after a stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dualanodiff.data import load_mask, load_rgb, load_source, resized_mask, resized_rgb
+from dualanodiff.evaluate.fidelity import area_ratio, grid_score, off_object_share
+from dualanodiff.evaluate.metrics import percent
+from dualanodiff.generation import GeneratedSet
+from dualanodiff.masks.objects import BorderColourSegmenter
+from dualanodiff.viz import mask_overlay, side_by_side
+
+COLUMNS = (("pixel_auroc", "pixel AUROC"), ("pixel_ap", "pixel AP"), ("pixel_f1_max", "pixel F1-max"),
+           ("image_auroc", "image AUROC"))
+
+
+def _cli(*args: object) -> None:
+    command = [sys.executable, "-m", "dualanodiff", *map(str, args)]
+    print("$", " ".join(command[2:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def _first(generated: GeneratedSet, count: int, out: Path) -> GeneratedSet:
+    """A GEN of the first `count` samples of `generated` (copied once)."""
+    if (out / "meta.json").is_file() and len(GeneratedSet.open(out).completed_indices()) == count:
+        return GeneratedSet.open(out)
+    shutil.rmtree(out, ignore_errors=True)
+    part = GeneratedSet.create(out, method=generated.method, object=generated.object, anomaly=generated.anomaly,
+                               settings={**generated.meta.get("settings", {}), "first": count},
+                               producer=generated.meta.get("producer"), split=generated.meta.get("split"))
+    for sample in generated.samples()[:count]:
+        part.write_sample(sample.index, *sample.load(), {k: v for k, v in sample.record.items() if k != "index"})
+    part.finalize({"samples": count})
+    return part
+
+
+def _fit(generated: list[GeneratedSet], real_masks: dict[str, list[np.ndarray]],
+         segmenter: BorderColourSegmenter) -> dict[str, float]:
+    images, masks, objects, ratios = [], [], [], []
+    for gen in generated:
+        loaded = [sample.load() for sample in gen.samples()]
+        side = loaded[0][0].shape[0]
+        images += [image for image, _, _ in loaded]
+        masks += [mask for _, _, mask in loaded]
+        objects += [segmenter(image) for image, _, _ in loaded]
+        ratios.append(area_ratio([mask for _, _, mask in loaded],
+                                 [resized_mask(mask, side) for mask in real_masks[gen.anomaly]]))
+    return {"grid_score": grid_score(images), "off_object": off_object_share(masks, objects),
+            "area_ratio_min": min(ratios), "area_ratio_max": max(ratios)}
+
+
+def _sheet(path: Path, real: list[tuple[np.ndarray, np.ndarray]], methods: dict[str, GeneratedSet],
+           rows: int = 4) -> None:
+    """Columns: real anomaly images, then each method's images, each plain and with its mask's outline."""
+    side = real[0][0].shape[0]
+    columns = {"real": [image for image, _ in real[:rows]],
+               "real mask": [mask_overlay(image, mask) for image, mask in real[:rows]]}
+    for name, gen in methods.items():
+        loaded = [sample.load() for sample in gen.samples()[:rows]]
+        columns[name] = [resized_rgb(image, side) for image, _, _ in loaded]
+        columns[f"{name} mask"] = [mask_overlay(resized_rgb(image, side), resized_mask(mask, side))
+                                   for image, _, mask in loaded]
+    side_by_side(columns, path, cell=160, title=path.stem)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--layout")
+    parser.add_argument("--object", required=True)
+    parser.add_argument("--types", required=True, help="comma-separated anomaly types")
+    parser.add_argument("--dual", required=True, help="the dualanodiff GEN of each type: a pattern with {type}")
+    parser.add_argument("--num", type=int, default=64)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--base-width", type=int, default=32)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cutpaste", action="store_true")
+    parser.add_argument("--methods", default="dualanodiff,croppaste,perlin,mix")
+    args = parser.parse_args(argv)
+    types = args.types.split(",")
+    layout = ["--layout", args.layout] if args.layout else []
+    dual = {t: _first(GeneratedSet.open(args.dual.format(type=t)), args.num, args.out / "gen" / f"dualanodiff-{t}")
+            for t in types}
+    side = dual[types[0]].samples()[0].load()[0].shape[0]
+    baselines = ["croppaste", "perlin"] + (["cutpaste"] if args.cutpaste else [])
+    gens: dict[str, list[Path]] = {"dualanodiff": [dual[t].root for t in types]}
+    for method in baselines:
+        gens[method] = []
+        for t in types:
+            folder = args.out / "gen" / f"{method}-{t}"
+            _cli("baseline", method, "--data", args.data, *layout, "--object", args.object, "--anomaly", t,
+                 "--num", args.num, "--out", folder, "--resolution", side)
+            gens[method].append(folder)
+    half = args.num // 2
+    gens["mix"] = [_first(dual[t], half, args.out / "gen" / f"mix-dual-{t}").root for t in types] + \
+        [_first(GeneratedSet.open(args.out / "gen" / f"croppaste-{t}"), half,
+                args.out / "gen" / f"mix-croppaste-{t}").root for t in types]
+    methods = [m for m in args.methods.split(",") if m in gens] + (["cutpaste"] if args.cutpaste else [])
+    source = load_source(args.data, args.layout)
+    normal = [np.asarray(resized_rgb(load_rgb(p), side)) for p in source.normal_train(args.object)[:64]]
+    segmenter = BorderColourSegmenter().fit(normal)
+    real_masks, real_pairs = {}, {}
+    for t in types:
+        samples = source.anomaly_samples(args.object, t)
+        real_masks[t] = [load_mask(s.mask_path) for s in samples]
+        real_pairs[t] = [(resized_rgb(load_rgb(s.image_path), side), resized_mask(load_mask(s.mask_path), side))
+                         for s in samples[:4]]
+    results = {}
+    for method in methods:
+        folder = args.out / "eval" / method
+        _cli("evaluate", "localization", "--data", args.data, *layout, "--generated", *gens[method],
+             "--out", folder, "--resolution", args.resolution, "--epochs", args.epochs,
+             "--base-width", args.base_width, "--seeds", args.seeds)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        fit = _fit([GeneratedSet.open(p) for p in gens[method]], real_masks, segmenter)
+        results[method] = {"metrics": {k: metrics[k] for k, _ in COLUMNS}, "std": metrics["std"], **fit,
+                           "per_type": metrics["per_type"]}
+    real_fit = {"grid_score": grid_score([pair[0] for t in types for pair in real_pairs[t]])}
+    (args.out / "sheets").mkdir(parents=True, exist_ok=True)
+    for t in types:
+        _sheet(args.out / "sheets" / f"{t}.png", real_pairs[t],
+               {m: GeneratedSet.open(args.out / "gen" / f"{m}-{t}") for m in ["dualanodiff", *baselines]})
+    lines = ["| training data | " + " | ".join(title for _, title in COLUMNS)
+             + " | grid score | mask off object | mask area / real |",
+             "| --- " * (len(COLUMNS) + 4) + "|"]
+    for method, result in results.items():
+        cells = [f"{percent(result['metrics'][k])} +- {percent(result['std'][k])}" for k, _ in COLUMNS]
+        cells += [f"{result['grid_score']:.3f}", f"{100 * result['off_object']:.1f} %",
+                  f"{result['area_ratio_min']:.2f} to {result['area_ratio_max']:.2f}"]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append(f"| real images | | | | | {real_fit['grid_score']:.3f} | | |")
+    table = "\n".join(lines)
+    print(table)
+    (args.out / "table.md").write_text(table + "\n")
+    (args.out / "results.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
+                                                       "results": results, "real": real_fit}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
