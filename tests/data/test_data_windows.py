@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from dualanodiff.data.windows import anomaly_extent, crop_windows, jitter_side, place_window, window_side
+from dualanodiff.data.windows import (
+    anomaly_extent,
+    context_descriptor,
+    crop_windows,
+    jitter_side,
+    place_window,
+    window_side,
+)
 
 
 def test_a_window_of_the_model_s_side_is_cut_out_exactly():
@@ -34,3 +41,16 @@ def test_the_extent_side_and_placement_of_an_anomaly_window():
 def test_the_side_jitter_stays_in_range(draw):
     assert 16 <= jitter_side(40, draw, 16, 100) <= 100
     assert jitter_side(40, 0.5, 16, 100) == 40
+
+
+def test_the_context_descriptor_tells_smooth_from_striped_surroundings_whatever_the_rotation():
+    smooth = np.full((64, 64, 3), 120, np.uint8)
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::4] = 240
+    window = (0, 0, 64)
+    rotated = context_descriptor(np.ascontiguousarray(stripes.transpose(1, 0, 2)), window)
+    assert np.abs(context_descriptor(stripes, window) - rotated).sum() < 1e-6
+    assert np.abs(context_descriptor(stripes, window) - context_descriptor(smooth, window)).sum() > 1
+    hole = np.zeros((64, 64), bool)
+    hole[:, :32] = True
+    assert context_descriptor(stripes, window, exclude=hole).sum() == 2  # two histograms, each summing to 1

@@ -33,6 +33,7 @@ _EXPORTS = {
     "write_synthetic": "dualanodiff.data.synthetic",
     "Window": "dualanodiff.data.windows",
     "anomaly_extent": "dualanodiff.data.windows",
+    "context_descriptor": "dualanodiff.data.windows",
     "crop_windows": "dualanodiff.data.windows",
     "jitter_side": "dualanodiff.data.windows",
     "place_window": "dualanodiff.data.windows",

@@ -15,6 +15,7 @@ from torchvision.ops import roi_align
 
 Window = tuple[int, int, int]  # top, left, side
 SIDE_JITTER = 0.15  # a window's side varies by up to this fraction either way
+CONTEXT_BINS = (16, 8)  # brightness and gradient-magnitude histogram bins of a window's context descriptor
 
 
 def anomaly_extent(mask: np.ndarray) -> tuple[float, float, int]:
@@ -52,3 +53,18 @@ def crop_windows(pixels: torch.Tensor, image_index: Sequence[int], windows: Sequ
                           for index, (top, left, side) in zip(image_index, windows, strict=True)],
                          dtype=pixels.dtype, device=pixels.device)
     return roi_align(pixels, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+def context_descriptor(image: np.ndarray, window: Window, exclude: np.ndarray | None = None) -> np.ndarray:
+    """What surrounds a place, rotation-free: the histograms of brightness and of gradient magnitude over the
+    window of a uint8 HxWx3 image (without the pixels `exclude` marks, such as the anomaly itself), concatenated.
+    A screw's head and its thread, or a fabric's weave and its seam, fall far apart."""
+    top, left, side = window
+    grey = image[top:top + side, left:left + side].astype(np.float32).mean(axis=2) / 255
+    rows, columns = np.gradient(grey)
+    keep = np.ones_like(grey, bool) if exclude is None else ~exclude[top:top + side, left:left + side]
+    if not keep.any():
+        keep[:] = True
+    brightness = np.histogram(grey[keep], bins=CONTEXT_BINS[0], range=(0, 1))[0]
+    gradient = np.histogram(np.hypot(rows, columns)[keep], bins=CONTEXT_BINS[1], range=(0, 0.25))[0]
+    return np.concatenate([brightness / brightness.sum(), gradient / gradient.sum()])

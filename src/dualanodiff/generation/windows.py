@@ -4,11 +4,12 @@ into that image, so every pixel away from the anomaly is the normal image's own.
 Sample i of seed s takes, from a generator of (s, i) alone:
 - a normal training image of the run's object;
 - a window side, from the sides of the run's training windows (`Run.windows()`), jittered;
-- a centre: on the object (the run's object masks), at a depth inside it like that of a training anomaly
-  (textures and images without an object: anywhere).
+- a place: of a few on the object (the run's object masks; textures: anywhere), the one that looks most like
+  the surroundings of that training anomaly (`data.windows.context_descriptor`).
 Its record holds the normal image's name and the window, which is all `DualAnoDiffPipeline` needs to make the
 same sample again. The mask comes from the drawn anomaly part, scaled to the window and cut to the object; the
-drawn image replaces the normal one inside the mask and fades out over a few pixels around it.
+drawn image replaces the normal one inside the mask and fades out over a few pixels around it. A drawn component
+that touches the window's edge is dropped (training windows hold their anomaly whole).
 """
 
 from __future__ import annotations
@@ -21,13 +22,35 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from dualanodiff.data import crop_windows, jitter_side, load_rgb, load_source, place_window, read_mask, resized_rgb
+from dualanodiff.data import (
+    context_descriptor,
+    crop_windows,
+    jitter_side,
+    load_rgb,
+    load_source,
+    place_window,
+    read_mask,
+    resized_rgb,
+)
 from dualanodiff.errors import DataError
 from dualanodiff.training.run import Run
 
 DEPTH_TOLERANCE = 0.1  # a centre's depth in the object is within this of a training anomaly's
 FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
 PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
+CANDIDATES = 32  # places on the object compared with a training anomaly's surroundings
+EDGE_BAND = 1 / 32  # drawn components this close to the window's edge are dropped (2 px of a 64-px window)
+
+
+def _inside_the_window(mask: np.ndarray) -> np.ndarray:
+    """The mask without its components that reach the band of EDGE_BAND of the side along the window's edge:
+    training windows hold their anomaly whole, so what the model draws along the edge (a small model leaves
+    bright strips there) is not an anomaly it learned."""
+    labels, _ = ndimage.label(mask)
+    band = max(1, round(EDGE_BAND * mask.shape[0]))
+    edge = np.unique(np.concatenate([labels[:band].ravel(), labels[-band:].ravel(), labels[:, :band].ravel(),
+                                     labels[:, -band:].ravel()]))
+    return mask & ~np.isin(labels, edge[edge > 0])
 
 
 class WindowCanvas:
@@ -37,6 +60,7 @@ class WindowCanvas:
         statistics = run.windows()
         self.sides = [int(side) for side in statistics["sides"]]
         self.depths = [depth for depth in statistics["depths"] if depth is not None]
+        self.contexts = statistics.get("contexts", [])  # (runs from before them place by depth)
         try:
             normal = load_source(settings.data_root, settings.layout).normal_train(settings.object)
         except DataError as error:
@@ -62,21 +86,29 @@ class WindowCanvas:
         return self._loaded[name]
 
     def place(self, index: int, seed: int) -> dict[str, Any]:
-        """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side]}`."""
+        """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side]}`. The window
+        takes a training anomaly's side, and of `CANDIDATES` places on the object, the one whose surroundings
+        look most like that anomaly's (its context descriptor; a run without them: a place at its depth)."""
         rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
         name = self.paths[int(rng.integers(len(self.paths)))].stem
         image, _, depth = self._load(name)
-        side = jitter_side(self.sides[int(rng.integers(len(self.sides)))], rng.random(), self.size, self.side)
+        example = int(rng.integers(len(self.sides)))
+        side = jitter_side(self.sides[example], rng.random(), self.size, self.side)
         if depth is None:
-            centre = rng.random(2) * self.side
+            candidates = rng.random((CANDIDATES, 2)) * self.side
         else:
-            candidates = np.argwhere(depth > 0)
-            if self.depths:
+            inside = np.argwhere(depth > 0)
+            if not self.contexts and self.depths:
                 target = self.depths[int(rng.integers(len(self.depths)))]
-                near = candidates[np.abs(depth[tuple(candidates.T)] - target) <= DEPTH_TOLERANCE]
-                candidates = near if len(near) else candidates
-            centre = candidates[int(rng.integers(len(candidates)))] + 0.5
-        return {"normal": name, "window": list(place_window(centre[0], centre[1], side, *image.shape[:2]))}
+                near = inside[np.abs(depth[tuple(inside.T)] - target) <= DEPTH_TOLERANCE]
+                inside = near if len(near) else inside
+            candidates = inside[rng.integers(len(inside), size=CANDIDATES)] + 0.5
+        windows = [place_window(row, column, side, *image.shape[:2]) for row, column in candidates]
+        if self.contexts:
+            target = np.asarray(self.contexts[example])
+            distances = [np.abs(context_descriptor(image, window) - target).sum() for window in windows]
+            return {"normal": name, "window": list(windows[int(np.argmin(distances))])}
+        return {"normal": name, "window": list(windows[0])}
 
     def crop(self, images: Sequence[np.ndarray], placements: Sequence[dict[str, Any]]) -> torch.Tensor:
         """The placements' windows of uint8 working-resolution images, as model input (K, 3, R, R) in [-1, 1]."""
@@ -97,7 +129,7 @@ class WindowCanvas:
         scaled = np.asarray(Image.fromarray(drawn_mask.astype(np.float32)).resize((side, side),
                                                                                   Image.Resampling.BILINEAR))
         mask = np.zeros(image.shape[:2], bool)
-        mask[window] = scaled >= 0.5
+        mask[window] = _inside_the_window(scaled >= 0.5)
         inside = objects[window] if depth is not None else np.ones((side, side), bool)
         mask[window] &= inside  # an anomaly drawn off the object is not one
         out = image.copy()

@@ -23,6 +23,7 @@ from dualanodiff.data import (
     load_source,
     load_training_examples,
     make_split,
+    to_uint8,
 )
 from dualanodiff.errors import ModelError
 from dualanodiff.io import folder_lock, ordinary_permissions
@@ -71,7 +72,8 @@ def _training_pixels(run: Run, source: DataSource, training: list[AnomalySample]
     if not settings.windowed:
         return flip_variants(stacked, *flips)
     masks = examples.masks[:, 0].bool().numpy()
-    run.write_windows(window_statistics(masks, objects.training, settings.window_margin, settings.resolution))
+    run.write_windows(window_statistics(to_uint8(examples.images), masks, objects.training, settings.window_margin,
+                                        settings.resolution))
     return training_windows(stacked, masks, margin=settings.window_margin, size=settings.resolution, flips=flips,
                             generator=torch.Generator().manual_seed(settings.seed))
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from dualanodiff.data import anomaly_extent, crop_windows, jitter_side, place_window, window_side
+from dualanodiff.data import anomaly_extent, context_descriptor, crop_windows, jitter_side, place_window, window_side
 
 WINDOWS_PER_IMAGE = 64  # cut once per training image, then encoded once, as whole images are
 ON_OBJECT_RATE = 0.75  # of the tiny base's windows, the share centred on the object (the rest anywhere)
@@ -30,12 +30,18 @@ def anomaly_depth(mask: np.ndarray, object_mask: np.ndarray) -> float | None:
     return float(inside[int(rows.mean()), int(columns.mean())] / inside.max())
 
 
-def window_statistics(masks: np.ndarray, object_masks: list[np.ndarray], margin: float,
+def window_statistics(images: np.ndarray, masks: np.ndarray, object_masks: list[np.ndarray], margin: float,
                       smallest: int) -> dict[str, Any]:
-    """Per training anomaly, its window's side and its depth in the object: what generation draws from."""
+    """Per training anomaly (uint8 images N x W x W x 3, masks N x W x W): its window's side, its depth in the
+    object, and the context descriptor of its window without the anomaly: what generation draws from."""
     largest = masks.shape[-1]
-    return {"working_resolution": largest, "margin": margin,
-            "sides": [window_side(anomaly_extent(mask)[2], margin, smallest, largest) for mask in masks],
+    sides, contexts = [], []
+    for image, mask in zip(images, masks, strict=True):
+        centre_row, centre_column, extent = anomaly_extent(mask)
+        sides.append(window_side(extent, margin, smallest, largest))
+        window = place_window(centre_row, centre_column, sides[-1], largest, largest)
+        contexts.append(context_descriptor(image, window, ndimage.binary_dilation(mask, iterations=2)).tolist())
+    return {"working_resolution": largest, "margin": margin, "sides": sides, "contexts": contexts,
             "depths": [anomaly_depth(mask, objects) for mask, objects in zip(masks, object_masks, strict=True)]}
 
 

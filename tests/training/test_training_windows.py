@@ -63,7 +63,11 @@ def test_window_statistics_record_sides_and_depths():
     masks[1, 10:12, 10:40] = True  # at its edge
     objects = np.zeros((64, 64), bool)
     objects[10:54, 10:54] = True
-    statistics = window_statistics(masks, [objects, objects], margin=0.5, smallest=16)
+    images = np.zeros((2, 64, 64, 3), np.uint8)
+    images[1, :, :32] = 200  # the second anomaly's surroundings: half bright
+    statistics = window_statistics(images, masks, [objects, objects], margin=0.5, smallest=16)
     assert statistics["sides"] == [16, 60]
+    first, second = (np.asarray(context) for context in statistics["contexts"])
+    assert first[0] == 1.0 and 0.2 < second[0] < 0.8  # the share of dark pixels around each
     assert statistics["depths"][0] > 0.8 and statistics["depths"][1] < 0.15
     assert anomaly_depth(masks[0], np.ones((64, 64), bool)) is None  # a texture: no object to be inside

@@ -101,3 +101,13 @@ def test_the_cli_trains_and_generates_on_windows_and_refuses_a_working_resolutio
         main(["generate", str(tmp_path / "run"), "--out", str(tmp_path / "gen"), "--num", "2", "--steps", "2"])
     assert exit_.value.code == 0
     assert Image.open(tmp_path / "gen" / "image" / "0000.png").size == (64, 64)
+
+
+def test_components_along_the_window_s_edge_are_dropped():
+    from dualanodiff.generation.windows import _inside_the_window
+
+    mask = np.zeros((16, 16), bool)
+    mask[2:14, 0:2] = True  # a strip along the left edge
+    mask[6:9, 6:9] = True  # a defect inside
+    kept = _inside_the_window(mask)
+    assert not kept[:, :2].any() and kept[6:9, 6:9].all()
