@@ -4,7 +4,8 @@
         --types scratch_head,thread_side --dual "runs/gen-screw-{type}" --num 64 --out cmp/screw \
         --resolution 256 --epochs 8 --base-width 32 --seeds 3
 
-Methods, each with `--num` pairs per type and the same `evaluate localization` settings:
+Methods, each with as many pairs per type as the dualanodiff GEN holds (at most `--num`) and the same
+`evaluate localization` settings:
 - `dualanodiff`: the GEN folders given by `--dual` (a pattern with {type});
 - `croppaste`, `perlin` (and `cutpaste` with --cutpaste): `dualanodiff baseline`, at the dual GENs' image size;
 - `mix`: the first half of each dualanodiff GEN and the first half of each croppaste GEN.
@@ -104,8 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     types = args.types.split(",")
     layout = ["--layout", args.layout] if args.layout else []
-    dual = {t: _first(GeneratedSet.open(args.dual.format(type=t)), args.num, args.out / "gen" / f"dualanodiff-{t}")
-            for t in types}
+    # Each method gets as many pairs per type as the dualanodiff GEN holds (at most --num: QC may give up some).
+    sources = {t: GeneratedSet.open(args.dual.format(type=t)) for t in types}
+    counts = {t: min(args.num, len(sources[t].completed_indices())) for t in types}
+    dual = {t: _first(sources[t], counts[t], args.out / "gen" / f"dualanodiff-{t}") for t in types}
     side = dual[types[0]].samples()[0].load()[0].shape[0]
     baselines = ["croppaste", "perlin"] + (["cutpaste"] if args.cutpaste else [])
     gens: dict[str, list[Path]] = {"dualanodiff": [dual[t].root for t in types]}
@@ -114,11 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         for t in types:
             folder = args.out / "gen" / f"{method}-{t}"
             _cli("baseline", method, "--data", args.data, *layout, "--object", args.object, "--anomaly", t,
-                 "--num", args.num, "--out", folder, "--resolution", side)
+                 "--num", counts[t], "--out", folder, "--resolution", side)
             gens[method].append(folder)
-    half = args.num // 2
-    gens["mix"] = [_first(dual[t], half, args.out / "gen" / f"mix-dual-{t}").root for t in types] + \
-        [_first(GeneratedSet.open(args.out / "gen" / f"croppaste-{t}"), half,
+    gens["mix"] = [_first(dual[t], counts[t] // 2, args.out / "gen" / f"mix-dual-{t}").root for t in types] + \
+        [_first(GeneratedSet.open(args.out / "gen" / f"croppaste-{t}"), counts[t] - counts[t] // 2,
                 args.out / "gen" / f"mix-croppaste-{t}").root for t in types]
     methods = [m for m in args.methods.split(",") if m in gens] + (["cutpaste"] if args.cutpaste else [])
     source = load_source(args.data, args.layout)
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines)
     print(table)
     (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
+    (args.out / "results.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "pairs": counts,
                                                        "results": results, "real": real_fit}, indent=1))
 
 
