@@ -35,7 +35,7 @@ class DemoSettings:
     steps: int | None = None  # the tiny preset's default
     num: int = 16
     generation_steps: int = 50
-    guidance: float = 2.5
+    guidance: float | None = None  # 2.0 with BCM (the released code), as generate chooses
     data_seed: int = 0
     data_size: int = 256
     seed: int = 32  # training and generation; the released code trains with seed 32

@@ -97,3 +97,21 @@ def test_refuses_a_foreign_folder_and_bad_sizes(tmp_path):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
     with pytest.raises(UserError, match="--size 16: must be between 32 and 1024"):
         write_synthetic(tmp_path / "small", size=16)
+
+
+def test_varied_backgrounds_give_each_washer_its_own_and_leave_the_plain_set_alone(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dualanodiff.data import write_synthetic
+
+    plain = write_synthetic(tmp_path / "plain", seed=0, size=32, train_count=4, test_good_count=1, anomaly_count=1)
+    varied = write_synthetic(tmp_path / "varied", seed=0, size=32, train_count=4, test_good_count=1,
+                             anomaly_count=1, backgrounds="varied")
+    corners = {name: [np.asarray(Image.open(root / "washer" / "train" / "good" / f"{i:03d}.png"))[:3, :3].mean((0, 1))
+                      for i in range(4)] for name, root in (("plain", plain), ("varied", varied))}
+    spread = {name: np.ptp(np.stack(values), axis=0).max() for name, values in corners.items()}
+    assert spread["varied"] > 3 * spread["plain"]
+    assert "backgrounds" not in (plain / "synthetic.json").read_text()
+    fabric = "fabric/train/good/000.png"
+    assert (plain / fabric).read_bytes() == (varied / fabric).read_bytes()  # only the washer changes

@@ -19,12 +19,25 @@ def test_batched_update_equals_a_loop_over_branches():
     assert torch.allclose(lora(x, num_streams=2), expected, atol=1e-5)
 
 
-def test_background_stream_gets_no_update():
+def test_the_background_stream_gets_no_update_through_the_frozen_base():
     torch.manual_seed(0)
     lora = _randomised(BranchLoRA(6, 10, rank=3))
     update = lora(torch.randn(2 * 3, 7, 6), num_streams=3)
     assert torch.equal(update[2], torch.zeros(7, 10)) and torch.equal(update[5], torch.zeros(7, 10))
     assert update[0].abs().sum() > 0 and update[1].abs().sum() > 0
+
+
+def test_the_background_stream_through_the_global_branch_gets_its_update_fused_or_not():
+    torch.manual_seed(0)
+    lora = _randomised(BranchLoRA(6, 10, rank=3, background_branch=0))
+    x = torch.randn(2 * 3, 7, 6)
+    update = lora(x, num_streams=3)
+    for background in (2, 5):
+        assert torch.allclose(update[background], x[background] @ lora.down[0] @ lora.up[0], atol=1e-5)
+    weight = torch.randn(10, 6)
+    fused = lora.fused_weight(weight, num_streams=3)
+    assert torch.equal(fused[2], fused[0]) and not torch.equal(fused[2], weight.t())
+    assert torch.allclose(x[2] @ fused[2], x[2] @ weight.t() + update[2], atol=1e-5)
 
 
 def test_new_adapter_is_the_identity_and_branches_learn_separately():

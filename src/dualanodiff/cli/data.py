@@ -68,6 +68,8 @@ def synth_command(
     out: Path = typer.Argument(..., help="The folder to write the data set into."),
     seed: int = typer.Option(0, "--seed", metavar="S", help="Random seed; the same seed gives the same files."),
     size: int = typer.Option(256, "--size", metavar="PX", help="Image side in pixels."),
+    backgrounds: str = typer.Option("plain", "--backgrounds",
+                                    help="plain, or varied: each washer on a background of its own colour."),
 ) -> None:
     """Write the built-in synthetic data set (no download) in MVTec AD layout.
 
@@ -79,7 +81,7 @@ def synth_command(
     \b
     Example: dualanodiff synth synthetic-data --seed 0 --size 256
     """
-    write_synthetic(out, seed=seed, size=size)
+    write_synthetic(out, seed=seed, size=size, backgrounds=backgrounds)
     print(f"synthetic data set, seed {seed}, {size}x{size} pixels:")
     for line in _summary_lines(load_source(out).describe()):
         print(line)

@@ -85,6 +85,8 @@ _TRAIN_OBJECT_TOKEN = typer.Option("vfx", "--object-token", help="Global prompt:
 _TRAIN_ANOMALY_TOKEN = typer.Option("sks", "--anomaly-token", help="Anomaly branch prompt.")
 _TRAIN_BCM = typer.Option(False, "--bcm", help="Background compensation (objects on a background).")
 _TRAIN_BCM_FORM = typer.Option("additive", "--bcm-form", help="additive (paper) or gated (released code).")
+_TRAIN_BACKGROUND_LORA = typer.Option("global", "--background-lora",
+                                      help="BCM: the background through the global LoRA (released code) or frozen.")
 _TRAIN_OBJECT_MASKS = typer.Option(None, "--object-masks", metavar="DIR",
                                    help="BCM: object masks made with any tool, DIR/<stem>.png.")
 _TRAIN_OBJECT_SEGMENTER = typer.Option("border", "--object-segmenter",
@@ -138,6 +140,7 @@ def train_command(
     anomaly_token: str = _TRAIN_ANOMALY_TOKEN,
     bcm: bool = _TRAIN_BCM,
     bcm_form: str = _TRAIN_BCM_FORM,
+    background_lora: str = _TRAIN_BACKGROUND_LORA,
     object_masks: Path | None = _TRAIN_OBJECT_MASKS,
     object_segmenter: str = _TRAIN_OBJECT_SEGMENTER,
     canvas: str | None = _TRAIN_CANVAS,
@@ -156,7 +159,6 @@ def train_command(
     """
     from dualanodiff.stages import read_call, run_call
     from dualanodiff.training.finetune import train
-
     if config is not None:
         return run_call(read_call(config, "train"))
     settings = train_settings(locals())
@@ -190,7 +192,8 @@ def generate_command(
     num: int | None = typer.Option(None, "--num", metavar="N", help="How many triplets (the paper makes 1000)."),
     out: Path | None = typer.Option(None, "--out", metavar="GEN", help="The folder to write (resumable)."),
     steps: int = typer.Option(50, "--steps", metavar="K", help="Denoising steps."),
-    guidance: float = typer.Option(2.5, "--guidance", metavar="G", help="Classifier-free guidance scale."),
+    guidance: float | None = typer.Option(None, "--guidance", metavar="G",
+                                          help="Classifier-free guidance scale (default: 2.0 with BCM, else 2.5)."),
     batch_size: int = typer.Option(8, "--batch-size", metavar="B", help="Pairs per denoising pass."),
     seed: int = typer.Option(0, "--seed", metavar="S", help="Sample i depends on (seed, i) only."),
     mask_method: str = typer.Option("threshold", "--mask-method",
@@ -216,6 +219,10 @@ def generate_command(
                                             help="QC: the largest share of a mask outside the object."),
     qc_max_disagreement: float = typer.Option(0.25, "--qc-max-disagreement", metavar="D",
                                               help="QC: the largest mean |I - I_a| inside the mask (0..1)."),
+    bcm_unconditional: str = typer.Option("grey", "--bcm-unconditional",
+                                          help="BCM: guidance's unconditional background, grey (released) or black."),
+    bcm_noise: str = typer.Option("per_step", "--bcm-noise",
+                                  help="BCM: noise the background afresh per step (released) or once (fixed)."),
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

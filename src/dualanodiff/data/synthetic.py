@@ -126,7 +126,15 @@ def _fabric(rng: np.random.Generator, size: int) -> _Scene:
     return _Scene(image, light, np.ones((size, size), bool), height, (0.5, 0.5), (0.0, 0.0))
 
 
-def _washer(rng: np.random.Generator, size: int) -> _Scene:
+def _backdrop(rng: np.random.Generator, size: int, varied: bool) -> np.ndarray:
+    """The washer's background colour (H, W, 3): one dark slate, or, `varied`, any colour with coarse blotches
+    (a set on which BCM's background conditioning has something to keep)."""
+    if not varied:
+        return np.array([0.20, 0.22, 0.25]) * rng.uniform(0.9, 1.1)
+    return rng.uniform(0.05, 0.55, 3) * (1 + 0.25 * _noise(rng, size, 0.08))[..., None]
+
+
+def _washer(rng: np.random.Generator, size: int, varied: bool = False) -> _Scene:
     x, y = _grid(size)
     cx, cy = 0.5 + rng.uniform(-0.03, 0.03, 2)
     outer = rng.uniform(0.36, 0.40)
@@ -143,7 +151,7 @@ def _washer(rng: np.random.Generator, size: int) -> _Scene:
     shift = 0.02 * np.array([-math.cos(light_angle), -math.sin(light_angle)])
     shifted = ring_coverage(np.hypot(x - cx - shift[0], y - cy - shift[1]))
     shadow = gaussian_filter(shifted, sigma=0.012 * size)
-    background = (np.array([0.20, 0.22, 0.25]) * rng.uniform(0.9, 1.1)
+    background = (_backdrop(rng, size, varied)
                   * ((light + 0.012 * _noise(rng, size, 0.003)) * (1 - 0.45 * shadow))[..., None])
 
     # Turned steel: a bow-tie highlight across the light, concentric turning marks that turn with the part,
@@ -282,6 +290,7 @@ def _rust(rng: np.random.Generator, scene: _Scene) -> tuple[np.ndarray, np.ndarr
 
 
 _SCENES: dict[str, Callable[[np.random.Generator, int], _Scene]] = {"fabric": _fabric, "washer": _washer}
+BACKGROUNDS = ("plain", "varied")
 _DEFECTS: dict[str, Callable[[np.random.Generator, _Scene], tuple[np.ndarray, np.ndarray]]] = {
     "hole": _hole, "stain": _stain, "crack": _crack, "rust": _rust}
 
@@ -298,9 +307,12 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def render(object: str, anomaly: str | None, rng: np.random.Generator, size: int) -> SyntheticSample:
-    """One image of `object` ("fabric" or "washer"), with a defect of type `anomaly`, or normal when None."""
-    scene = _SCENES[object](rng, size)
+def render(object: str, anomaly: str | None, rng: np.random.Generator, size: int,
+           backgrounds: str = "plain") -> SyntheticSample:
+    """One image of `object` ("fabric" or "washer"), with a defect of type `anomaly`, or normal when None;
+    `backgrounds` "varied" gives each washer a background of its own."""
+    scene = _washer(rng, size, varied=True) if object == "washer" and backgrounds == "varied" else \
+        _SCENES[object](rng, size)
     clean = _to_uint8(scene.image)
     if anomaly is None:
         return SyntheticSample(clean, clean, None)
@@ -318,7 +330,7 @@ def _read_marker(path: Path) -> object:
 
 
 def write_synthetic(out: str | Path, *, seed: int = 0, size: int = 256, train_count: int = 60,
-                    test_good_count: int = 8, anomaly_count: int = 12) -> Path:
+                    test_good_count: int = 8, anomaly_count: int = 12, backgrounds: str = "plain") -> Path:
     """Write the synthetic data set in MVTec AD layout into `out` and return `out`.
 
     Per object: `train_count` normal training images, `test_good_count` normal test images, and
@@ -334,9 +346,13 @@ def write_synthetic(out: str | Path, *, seed: int = 0, size: int = 256, train_co
         raise UserError(f"--seed {seed}: must be at least 0")
     if min(train_count, test_good_count, anomaly_count) < 1:
         raise UserError("the synthetic data set needs at least one image of each kind")
+    if backgrounds not in BACKGROUNDS:
+        raise UserError(f"--backgrounds {backgrounds}: choose one of {', '.join(BACKGROUNDS)}")
     settings = {"format": SYNTHETIC_FORMAT, "seed": seed, "size": size, "train_count": train_count,
                 "test_good_count": test_good_count, "anomaly_count": anomaly_count,
                 "objects": {name: list(types) for name, types in OBJECTS.items()}}
+    if backgrounds != "plain":  # (a plain set's marker stays what it always was)
+        settings["backgrounds"] = backgrounds
     marker = out / MARKER_FILE
     if marker.is_file() and _read_marker(marker) == settings:
         return out
@@ -358,7 +374,8 @@ def write_synthetic(out: str | Path, *, seed: int = 0, size: int = 256, train_co
     try:
         for object_index, name, anomaly, role, index, image_path, mask_path in tqdm(
                 jobs, desc="synthetic data", unit="image", disable=None):
-            sample = render(name, anomaly, np.random.default_rng([seed, object_index, role, index]), size)
+            sample = render(name, anomaly, np.random.default_rng([seed, object_index, role, index]), size,
+                            backgrounds)
             save_image(staging / image_path, sample.image)
             if mask_path is not None:
                 save_image(staging / mask_path, sample.mask.astype(np.uint8) * 255)

@@ -56,6 +56,7 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
                                                scheduler=settings.scheduler, backgrounds=settings.backgrounds,
                                                compile=settings.compile)
     run, num = pipe.run, settings.num
+    settings = settings.for_run(run.settings.model.bcm)
     gate = QualityGate.for_run(run, settings, pipe.backgrounds) if settings.qc == "on" else None
     generated = GeneratedSet.create(out, method="dualanodiff", object=run.settings.object,
                                     anomaly=run.settings.anomaly,
@@ -94,7 +95,8 @@ def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: Qualit
     for attempt in range(tries):
         output = pipe([index + attempt * settings.num for index in pending], seed=settings.seed,
                       steps=settings.steps, guidance=settings.guidance, segmenter=segmenter,
-                      background_every=settings.background_every, progress=False)
+                      background_every=settings.background_every, bcm_unconditional=settings.bcm_unconditional,
+                      bcm_noise=settings.bcm_noise, progress=False)
         rejected = []
         for index, image, part, mask, record in zip(pending, output.images, output.anomaly_parts, output.masks,
                                                     output.records, strict=True):

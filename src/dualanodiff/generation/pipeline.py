@@ -50,6 +50,24 @@ class GenerationOutput:
     records: list[dict[str, Any]] = field(default_factory=list)  # seed, figures, background
 
 
+@dataclass
+class BackgroundStream:
+    """BCM's background stream of a batch: clean latents of the unconditional and the real backgrounds (2 b),
+    noised to each step's level from each sample's own generator, afresh at every step (the released code) or with
+    one noise drawn at the first step."""
+
+    clean: torch.Tensor
+    generators: list[torch.Generator]
+    per_step: bool
+    noise: torch.Tensor | None = None
+
+    def at(self, scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
+        if self.noise is None or self.per_step:
+            draws = torch.stack([torch.randn(self.clean.shape[1:], generator=g) for g in self.generators])
+            self.noise = draws.to(self.clean.device, self.clean.dtype).repeat(2, 1, 1, 1)
+        return scheduler.add_noise(self.clean, self.noise, t.expand(len(self.clean)))
+
+
 class DualAnoDiffPipeline:
     def __init__(self, model: DualAnoDiffModel, run: Run, *, scheduler: str = "ddim",
                  backgrounds: BackgroundBank | None = None):
@@ -108,9 +126,11 @@ class DualAnoDiffPipeline:
     @torch.no_grad()
     def __call__(self, indices: Iterable[int] | int, *, seed: int = 0, steps: int = 50, guidance: float = 2.5,
                  segmenter: Segmenter | str = "threshold", background_every: int = 50,
-                 placements: Sequence[dict[str, Any]] | None = None, progress: bool = True) -> GenerationOutput:
+                 placements: Sequence[dict[str, Any]] | None = None, bcm_unconditional: str = "grey",
+                 bcm_noise: str = "per_step", progress: bool = True) -> GenerationOutput:
         """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
-        (from seed and index), or the one in `placements` (a sample's record: `normal` and `window`)."""
+        (from seed and index), or the one in `placements` (a sample's record: `normal` and `window`). BCM's
+        options: see `GenerateSettings`."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
@@ -125,9 +145,8 @@ class DualAnoDiffPipeline:
         background = None
         background_pixels = self._backgrounds(records, indices, seed, background_every)
         if background_pixels is not None and model.config.bcm:
-            noise = torch.stack([torch.randn(latent_shape, generator=g) for g in generators])
-            background = (self._background_latents(background_pixels),
-                          noise.to(self.device, self.dtype).repeat(2, 1, 1, 1))
+            background = BackgroundStream(self._background_latents(background_pixels, bcm_unconditional),
+                                          generators, per_step=bcm_noise == "per_step")
         store = (AttentionStore(model.anomaly_token_indices(), self.config.resolution)
                  if segmenter.needs_attention else None)
         latents = self._denoise(latents, background, steps=steps, guidance=guidance, store=store,
@@ -176,11 +195,10 @@ class DualAnoDiffPipeline:
             record["background"] = name
         return pixels
 
-    def _denoise(self, latents: torch.Tensor, background: tuple[torch.Tensor, torch.Tensor] | None, *,
+    def _denoise(self, latents: torch.Tensor, background: BackgroundStream | None, *,
                  steps: int, guidance: float, store: AttentionStore | None, progress: bool,
                  indices: list[int]) -> torch.Tensor:
-        """Both branches' latents (b, 2, C, h, w) denoised together; `background`: BCM's (clean latents of the
-        unconditional and the real backgrounds, their noise), re-noised to each step's level."""
+        """Both branches' latents (b, 2, C, h, w) denoised together, with BCM's background stream."""
         model, streams = self.model, self.model.config.num_streams
         groups, latent_shape = latents.shape[0], latents.shape[2:]
         guided = guidance != 1.0
@@ -193,7 +211,7 @@ class DualAnoDiffPipeline:
             branches = self.scheduler.scale_model_input(latents, t)
             halves = [branches, branches] if guided else [branches]  # unconditional half first
             if background is not None:
-                noisy = self.noise_scheduler.add_noise(*background, t.expand(2 * groups))
+                noisy = background.at(self.noise_scheduler, t)
                 # The unconditional half sees the all-zero image's background, the conditional half the real one.
                 backgrounds = [noisy[:groups], noisy[groups:]] if guided else [noisy[groups:]]
                 halves = [torch.cat([half, stream[:, None]], dim=1)
@@ -214,7 +232,8 @@ class DualAnoDiffPipeline:
                                  "and the guidance scale")
         return latents
 
-    def _background_latents(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Background latents (2 b): classifier-free guidance's all-zero-image backgrounds first, then the real ones."""
-        zero_image = torch.full_like(pixels, -1.0)  # an all-zero (black) image: its background is black too
-        return self.model.codec.encode(torch.cat([zero_image, pixels]).to(self.device, self.dtype))
+    def _background_latents(self, pixels: torch.Tensor, unconditional: str) -> torch.Tensor:
+        """Background latents (2 b): classifier-free guidance's unconditional backgrounds first (an all-zero image
+        in [-1, 1], mid-grey, as the released code has it; or black), then the real ones."""
+        empty = torch.full_like(pixels, 0.0 if unconditional == "grey" else -1.0)
+        return self.model.codec.encode(torch.cat([empty, pixels]).to(self.device, self.dtype))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dualanodiff.settings import Settings, setting
 
 SCHEDULER_NAMES = ("ddim", "dpm", "pndm")
+GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when BCM is on
 
 
 @dataclass
@@ -16,7 +17,7 @@ class GenerateSettings(Settings):
 
     num: int = setting(minimum=1)
     steps: int = setting(50, minimum=1)  # denoising steps
-    guidance: float = setting(2.5, minimum=0)  # classifier-free guidance scale
+    guidance: float | None = setting(None, minimum=0)  # classifier-free guidance; None: 2.0 with BCM, else 2.5
     batch_size: int = setting(8, minimum=1)
     seed: int = 0
     mask_method: str = "threshold"  # threshold, attention, or module.path:factory
@@ -27,6 +28,11 @@ class GenerateSettings(Settings):
     export_mvtec: str | None = None  # also write the pairs in MVTec AD layout under this root
     export_anomalib: str | None = None  # also write them in anomalib's Folder layout under this root
     compile: bool = False  # torch.compile the UNet
+    # BCM at generation (README, "BCM"): what the unconditional half of guidance sees as its background, an
+    # all-zero image in [-1, 1] (grey, the released code's) or black; and whether the background stream is noised
+    # afresh at every step (the released code) or with one noise per sample.
+    bcm_unconditional: str = setting("grey", choices=("grey", "black"))
+    bcm_noise: str = setting("per_step", choices=("per_step", "fixed"))
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("off", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -34,11 +40,19 @@ class GenerateSettings(Settings):
     qc_max_off_object: float = setting(0.05, minimum=0, maximum=1)  # of the mask, outside the object
     qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
+    def for_run(self, bcm: bool) -> GenerateSettings:
+        """A copy with the guidance filled in for a run with or without BCM."""
+        if self.guidance is not None:
+            return self
+        return replace(self, guidance=BCM_GUIDANCE if bcm else GUIDANCE)
+
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
         recorded = {"num": self.num, "steps": self.steps, "guidance": self.guidance, "seed": self.seed,
                     "mask_method": self.mask_method, "scheduler": self.scheduler,
                     "background_every": self.background_every if has_backgrounds else None}
+        if has_backgrounds:
+            recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)
             recorded["qc"] = {"max_tries": self.qc_max_tries, "area_margin": self.qc_area_margin,
                               "max_off_object": self.qc_max_off_object, "max_disagreement": self.qc_max_disagreement}

@@ -82,16 +82,15 @@ class DualBranchAttnProcessor(nn.Module):
     """Attention with per-branch LoRA on to_q, to_k, to_v, to_out.0, then SAIM; BCM on self-attention."""
 
     def __init__(self, attn: Attention, rank: int, *, saim: bool, saim_zero_init: bool = True,
-                 bcm_form: BCMForm | None = None, lora_alpha: float | None = None):
+                 bcm_form: BCMForm | None = None, lora_alpha: float | None = None,
+                 background_branch: int | None = None):
         super().__init__()
         query_dim, inner_dim = attn.to_q.in_features, attn.to_q.out_features
         context_dim, out_dim = attn.to_k.in_features, attn.to_out[0].out_features
-        self.lora = nn.ModuleDict({
-            "q": BranchLoRA(query_dim, inner_dim, rank, alpha=lora_alpha),
-            "k": BranchLoRA(context_dim, inner_dim, rank, alpha=lora_alpha),
-            "v": BranchLoRA(context_dim, attn.to_v.out_features, rank, alpha=lora_alpha),
-            "out": BranchLoRA(inner_dim, out_dim, rank, alpha=lora_alpha),
-        })
+        shapes = {"q": (query_dim, inner_dim), "k": (context_dim, inner_dim),
+                  "v": (context_dim, attn.to_v.out_features), "out": (inner_dim, out_dim)}
+        self.lora = nn.ModuleDict({name: BranchLoRA(*shape, rank, alpha=lora_alpha, background_branch=background_branch)
+                                   for name, shape in shapes.items()})
         self.saim = SAIM(out_dim, zero_init=saim_zero_init) if saim else None
         self.bcm = (BackgroundCompensation(query_dim, bcm_form)
                     if bcm_form is not None and not attn.is_cross_attention else None)
@@ -170,12 +169,13 @@ class DualBranchAttnProcessor(nn.Module):
 
 
 def install_dual_processors(unet: nn.Module, rank: int, *, saim: bool, saim_zero_init: bool = True,
-                            bcm_form: BCMForm | None = None,
-                            lora_alpha: float | None = None) -> dict[str, DualBranchAttnProcessor]:
+                            bcm_form: BCMForm | None = None, lora_alpha: float | None = None,
+                            background_branch: int | None = None) -> dict[str, DualBranchAttnProcessor]:
     """Replace every attention processor of `unet` by a dual-branch one; returns them by name."""
     processors = {
         name: DualBranchAttnProcessor(unet.get_submodule(name.removesuffix(".processor")), rank, saim=saim,
-                                      saim_zero_init=saim_zero_init, bcm_form=bcm_form, lora_alpha=lora_alpha)
+                                      saim_zero_init=saim_zero_init, bcm_form=bcm_form, lora_alpha=lora_alpha,
+                                      background_branch=background_branch)
         for name in unet.attn_processors
     }
     unet.set_attn_processor(processors)

@@ -10,6 +10,9 @@ from dualanodiff.settings import Settings, setting
 
 BCM_FORMS = ("additive", "gated")  # the paper's h + gamma MLP(h_b), or the released code's gated form
 BCMForm = Literal["additive", "gated"]
+# BCM's background stream through the global branch's LoRA (the released code's background pass), or through the
+# frozen base alone (what this project did before; runs written then keep it).
+BACKGROUND_LORAS = ("global", "frozen")
 ADAPTER_WEIGHTS = "weights.safetensors"  # the file DualAnoDiffModel.save_pretrained writes
 
 
@@ -25,6 +28,7 @@ class DualConfig(Settings):
     text_encoder_lora: bool = True
     bcm: bool = False
     bcm_form: BCMForm = setting("additive", choices=BCM_FORMS)
+    background_lora: str = setting("global", choices=BACKGROUND_LORAS)
     object_token: str = "vfx"
     anomaly_token: str = "sks"
 

@@ -20,7 +20,7 @@ from dualanodiff.errors import ModelError
 from dualanodiff.model.attention import AttentionStore, DualContext, install_dual_processors
 from dualanodiff.model.base import BaseModel
 from dualanodiff.model.config import ADAPTER_WEIGHTS, DualConfig
-from dualanodiff.model.streams import BRANCHES
+from dualanodiff.model.streams import BRANCHES, GLOBAL
 from dualanodiff.weights import load_weights, save_weights, trainable_state_dict
 
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -57,7 +57,8 @@ class DualAnoDiffModel(nn.Module):
             frozen.requires_grad_(False)
         install_dual_processors(self.unet, config.rank, saim=config.saim,
                                 saim_zero_init=config.saim_init == "zero",
-                                bcm_form=config.bcm_form if config.bcm else None, lora_alpha=config.lora_alpha)
+                                bcm_form=config.bcm_form if config.bcm else None, lora_alpha=config.lora_alpha,
+                                background_branch=GLOBAL if config.background_lora == "global" else None)
         if config.text_encoder_lora:
             lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha or config.rank,
                               target_modules=TEXT_LORA_TARGETS)

@@ -20,13 +20,15 @@ from dualanodiff.model.streams import BRANCHES
 class BranchLoRA(nn.Module):
     """Low-rank updates for one linear projection, one per branch (stream 0 = global, 1 = anomaly).
 
-    Streams past `num_branches` (the BCM background stream) get no update: they see the frozen base model.
+    Streams past `num_branches` (the BCM background stream) get branch `background_branch`'s update (the released
+    code runs the background through the global branch's LoRA), or none with None: the frozen base model.
     """
 
     def __init__(self, in_features: int, out_features: int, rank: int, *, num_branches: int = BRANCHES,
-                 alpha: float | None = None):
+                 alpha: float | None = None, background_branch: int | None = None):
         super().__init__()
         self.num_branches = num_branches
+        self.background_branch = background_branch
         self.scale = (alpha if alpha is not None else rank) / rank
         self.down = nn.Parameter(torch.empty(num_branches, in_features, rank))
         self.up = nn.Parameter(torch.zeros(num_branches, rank, out_features))
@@ -41,19 +43,24 @@ class BranchLoRA(nn.Module):
         # (b, branches, n, in) @ (branches, in, rank) broadcasts into one batched matmul per projection.
         update = grouped[:, : self.num_branches] @ self.down.to(x.dtype)
         update = (update @ self.up.to(x.dtype)) * self.scale  # (b, branches, n, out)
-        if num_streams > self.num_branches:
-            update = torch.cat([update, update.new_zeros(update.shape[0], num_streams - self.num_branches,
-                                                         *update.shape[2:])], dim=1)
+        extra = num_streams - self.num_branches
+        if extra > 0 and self.background_branch is None:
+            update = torch.cat([update, update.new_zeros(update.shape[0], extra, *update.shape[2:])], dim=1)
+        elif extra > 0:
+            branch = self.background_branch
+            background = grouped[:, self.num_branches:] @ self.down[branch].to(x.dtype)
+            update = torch.cat([update, (background @ self.up[branch].to(x.dtype)) * self.scale], dim=1)
         return update.reshape(batch_streams, tokens, -1)
 
     def fused_weight(self, base_weight: torch.Tensor, num_streams: int) -> torch.Tensor:
         """Per-stream weights (streams, in, out) with each branch's update folded into the frozen one (W^T + A B).
 
         For generation, where the adapters are fixed: one batched matmul per projection replaces the frozen matmul
-        plus two low-rank ones. Streams past the branches keep the frozen weight.
+        plus two low-rank ones. Streams past the branches get `background_branch`'s weight, or the frozen one.
         """
         frozen = base_weight.t()
         updates = (self.down @ self.up).to(frozen.dtype) * self.scale
         weights = [frozen + update for update in updates]
-        weights += [frozen] * (num_streams - self.num_branches)
+        background = frozen if self.background_branch is None else weights[self.background_branch]
+        weights += [background] * (num_streams - self.num_branches)
         return torch.stack(weights)

@@ -94,6 +94,8 @@ class Run:
                    if field.name not in data and field.name not in _ADDED_LATER]
         if missing:  # training writes every setting: a missing one was deleted by hand
             raise UserError(f"{config_path}: has no {', '.join(missing)} (a run's config.json holds every setting)")
+        if isinstance(data.get("model"), dict):  # runs from before the option sent the background through no LoRA
+            data["model"].setdefault("background_lora", "frozen")
         settings = TrainSettings.from_dict(data, where=str(config_path), ignore=_NOT_SETTINGS)
         return cls(root, settings, data.get("base_model_path"))
 
