@@ -69,7 +69,7 @@ def test_generate_killed_then_resumed_writes_what_an_uninterrupted_run_writes(sy
                                                                               one_torch_thread):
     run = tmp_path / "run"
     run_cli(*_train_args(synthetic_root, micro_base_dir, run, "2"))
-    generate = ["generate", run, "--num", "12", "--steps", "8", "--batch-size", "2", "--device", "cpu"]
+    generate = ["generate", run, "--num", "12", "--steps", "8", "--batch-size", "2", "--device", "cpu", "--qc", "off"]
     run_cli(*generate, "--out", tmp_path / "straight")
     killed = tmp_path / "killed"
     kill_when([*generate, "--out", killed], lambda: (killed / "samples" / f"{kill_after:04d}.json").is_file())
@@ -83,7 +83,8 @@ def test_generate_killed_then_resumed_writes_what_an_uninterrupted_run_writes(sy
 def test_a_sweep_killed_then_resumed_finishes_with_the_same_results(synthetic_root, micro_base_dir, tmp_path):
     sweep = ["sweep", "--data", synthetic_root, "--objects", "washer", "--num", "2", "--base-model", micro_base_dir,
              "--resolution", "32", "--steps", "2", "--batch-size", "2", "--rank", "4", "--generation-steps", "1",
-             "--eval-epochs", "1", "--eval-resolution", "32", "--eval-base-width", "2", "--eval-device", "cpu"]
+             "--qc", "off", "--eval-epochs", "1", "--eval-resolution", "32", "--eval-base-width", "2",
+             "--eval-device", "cpu"]
     killed = tmp_path / "killed"
     first_job = killed / "jobs" / "generate" / "washer" / "crack.json"
     kill_when([*sweep, "--out", killed], lambda: first_job.is_file() and '"done"' in first_job.read_text())

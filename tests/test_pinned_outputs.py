@@ -35,7 +35,7 @@ def test_train_and_generate_reproduce_the_pinned_outputs(synthetic_root, micro_b
             "--base-model", micro_base_dir, "--resolution", "32", "--steps", "3", "--batch-size", "2",
             "--rank", "4", "--checkpoint-every", "3", "--seed", "7", "--bcm", "--canvas", "image")
     run_cli("generate", run, "--out", gen, "--num", "3", "--steps", "3", "--batch-size", "2", "--seed", "1",
-            "--device", "cpu")
+            "--qc", "off", "--device", "cpu")
     weights = load_file(run / "weights.safetensors")
     images = {f"{kind}/{index:04d}": np.asarray(Image.open(gen / kind / f"{index:04d}.png"))
               for kind in ("image", "fg", "mask") for index in range(3)}

@@ -38,7 +38,7 @@ class World:
 
     def generate(self, *extra: str, run: Path | None = None, out: str = "new-gen") -> list[str]:
         return ["generate", str(run or self.run), "--out", str(self.tmp / out), "--num", "2", "--steps", "1",
-                "--device", "cpu", *extra]
+                "--device", "cpu", "--qc", "off", *extra]
 
     def localization(self, gen: Path, *extra: str) -> list[str]:
         return ["evaluate", "localization", "--data", str(self.data), "--generated", str(gen),
@@ -206,7 +206,8 @@ def world(synthetic_root, micro_base_dir, tmp_path_factory) -> World:
     for argv in (["train", "--data", str(synthetic_root), "--object", "washer", "--anomaly", "rust", "--out",
                   str(run), "--base-model", str(micro_base_dir), "--resolution", "32", "--steps", "1",
                   "--batch-size", "2", "--rank", "4"],
-                 ["generate", str(run), "--out", str(gen), "--num", "2", "--steps", "1", "--device", "cpu"]):
+                 ["generate", str(run), "--out", str(gen), "--num", "2", "--steps", "1", "--device", "cpu",
+                  "--qc", "off"]):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 0

@@ -15,6 +15,11 @@ from dualanodiff.training import train
 from helpers import micro_settings
 
 
+def _no_qc(**values) -> GenerateSettings:
+    """The micro model draws noise, which QC would reject: these tests are about everything else."""
+    return GenerateSettings(qc="off", **values)
+
+
 @pytest.fixture(scope="module")
 def trained_runs(synthetic_root, micro_base_dir, tmp_path_factory):
     """Two briefly trained micro runs on the synthetic washer's rust: plain, and with BCM."""
@@ -57,13 +62,13 @@ def test_attention_masks_come_from_the_anomaly_token(trained_runs):
 
 
 def test_generate_resumes_without_duplicates_and_matches_a_fresh_run(trained_runs, tmp_path):
-    fresh = generate(trained_runs[0], tmp_path / "fresh", GenerateSettings(num=4, steps=2, batch_size=4, seed=1))
-    partial = generate(trained_runs[0], tmp_path / "partial", GenerateSettings(num=4, steps=2, batch_size=2, seed=1))
+    fresh = generate(trained_runs[0], tmp_path / "fresh", _no_qc(num=4, steps=2, batch_size=4, seed=1))
+    partial = generate(trained_runs[0], tmp_path / "partial", _no_qc(num=4, steps=2, batch_size=2, seed=1))
     # Simulate a job killed while writing sample 2: its record never made it, its image did.
     (partial.root / "samples" / "0002.json").unlink()
     (partial.root / "samples" / "0003.json").unlink()
     (partial.root / "fg" / "0003.png").unlink()
-    resumed = generate(trained_runs[0], tmp_path / "partial", GenerateSettings(num=4, steps=2, batch_size=3, seed=1))
+    resumed = generate(trained_runs[0], tmp_path / "partial", _no_qc(num=4, steps=2, batch_size=3, seed=1))
     assert resumed.completed_indices() == {0, 1, 2, 3}
     for a, b in zip(fresh.samples(), resumed.samples(), strict=True):
         for left, right in zip(a.load(), b.load(), strict=True):
@@ -75,14 +80,14 @@ def test_generate_resumes_without_duplicates_and_matches_a_fresh_run(trained_run
 
 
 def test_generate_refuses_to_mix_settings(trained_runs, tmp_path):
-    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=2))
+    generate(trained_runs[0], tmp_path / "gen", _no_qc(num=1, steps=2))
     with pytest.raises(Exception, match="another settings"):
-        generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=3))
+        generate(trained_runs[0], tmp_path / "gen", _no_qc(num=1, steps=3))
 
 
 def test_bcm_generation_records_backgrounds_and_preservation(trained_runs, tmp_path):
     generated = generate(
-        trained_runs[1], tmp_path / "gen", GenerateSettings(num=3, steps=2, background_every=2, seed=0)
+        trained_runs[1], tmp_path / "gen", _no_qc(num=3, steps=2, background_every=2, seed=0)
     )
     records = [sample.record for sample in generated.samples()]
     assert records[0]["background"] == records[1]["background"]  # a background lasts `background_every` samples
@@ -92,13 +97,13 @@ def test_bcm_generation_records_backgrounds_and_preservation(trained_runs, tmp_p
     measured = generate(
         trained_runs[0],
         tmp_path / "plain",
-        GenerateSettings(num=3, steps=2, background_every=2, backgrounds=trained_runs[1]),
+        _no_qc(num=3, steps=2, background_every=2, backgrounds=trained_runs[1]),
     )
     assert [s.record["background"] for s in measured.samples()] == [r["background"] for r in records]
 
 
 def test_export_mvtec_layout(trained_runs, tmp_path):
-    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=2, steps=2, export_mvtec=tmp_path / "mvtec"))
+    generate(trained_runs[0], tmp_path / "gen", _no_qc(num=2, steps=2, export_mvtec=tmp_path / "mvtec"))
     assert sorted(p.name for p in (tmp_path / "mvtec" / "washer" / "test" / "rust").iterdir()) == [
         "0000.png",
         "0001.png",
@@ -115,9 +120,9 @@ def test_a_gen_never_mixes_the_samples_of_two_runs(trained_runs, tmp_path):
     first = next(iter(weights))
     weights[first] = weights[first] + 1  # another model, same settings
     save_file(weights, str(other / "weights.safetensors"))
-    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=2, steps=1))
+    generate(trained_runs[0], tmp_path / "gen", _no_qc(num=2, steps=1))
     with pytest.raises(UserError, match="another producer"):
-        generate(other, tmp_path / "gen", GenerateSettings(num=2, steps=1))
+        generate(other, tmp_path / "gen", _no_qc(num=2, steps=1))
     assert GeneratedSet.open(tmp_path / "gen").meta["run"] == str(trained_runs[0])
 
 
@@ -128,7 +133,7 @@ def test_non_finite_weights_stop_generation_in_one_line(trained_runs, tmp_path):
                load_file(broken / "weights.safetensors").items()}
     save_file(weights, str(broken / "weights.safetensors"))
     with pytest.raises(ModelError, match=r"denoising step 1 of 2: .*non-finite values for sample\(s\) 0, 1;"):
-        generate(broken, tmp_path / "gen", GenerateSettings(num=2, steps=2))
+        generate(broken, tmp_path / "gen", _no_qc(num=2, steps=2))
     assert not GeneratedSet.open(tmp_path / "gen").completed_indices()
 
 
@@ -136,11 +141,11 @@ def test_a_second_writer_of_one_gen_is_refused(trained_runs, tmp_path):
     from dualanodiff.io import folder_lock
 
     with folder_lock(tmp_path / "gen"), pytest.raises(UserError, match="another dualanodiff process"):
-        generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=1, steps=1))
+        generate(trained_runs[0], tmp_path / "gen", _no_qc(num=1, steps=1))
 
 
 def test_export_anomalib_folder_layout(trained_runs, tmp_path):
-    generate(trained_runs[0], tmp_path / "gen", GenerateSettings(num=2, steps=1, export_anomalib=str(tmp_path / "al")))
+    generate(trained_runs[0], tmp_path / "gen", _no_qc(num=2, steps=1, export_anomalib=str(tmp_path / "al")))
     root = tmp_path / "al"
     assert sorted(p.name for p in (root / "rust").iterdir()) == ["rust_0000.png", "rust_0001.png"]
     assert sorted(p.name for p in (root / "mask" / "rust").iterdir()) == ["rust_0000.png", "rust_0001.png"]

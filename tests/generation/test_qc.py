@@ -109,7 +109,7 @@ def test_a_hopeless_run_ends_in_one_line_keeping_what_passed(bcm_run, tmp_path, 
 
 
 def test_the_evaluations_never_train_on_an_empty_mask(bcm_run, tmp_path, capsys):
-    generated = generate(bcm_run, tmp_path / "gen", GenerateSettings(num=3, steps=1))
+    generated = generate(bcm_run, tmp_path / "gen", GenerateSettings(num=3, steps=1, qc="off"))
     sample = generated.samples()[0]
     save_image(sample.mask_path, np.zeros_like(sample.load()[2], np.uint8))
     images, masks = load_generated(generated, 32)

@@ -69,7 +69,7 @@ def test_generate_from_another_folder(sd_run, scheduler, mask_method, tmp_path, 
     kind, bcm, run = sd_run
     monkeypatch.chdir(tmp_path)  # where the relative --base-model does not exist
     assert run_cli("generate", run, "--num", "2", "--steps", "2", "--batch-size", "2", "--out", "gen",
-                   "--scheduler", scheduler, "--mask-method", mask_method, "--device", "cpu") == 0
+                   "--scheduler", scheduler, "--mask-method", mask_method, "--device", "cpu", "--qc", "off") == 0
     summary = capsys.readouterr().out
     assert "mean_mask_area=" in summary
     assert ("mean_background_preservation=" in summary) == (bcm != "plain")  # BCM's own backgrounds
@@ -95,7 +95,8 @@ def test_an_explicit_resolution_wins_and_resume_sees_the_resolved_one(models, sy
     assert run_cli(*train_args(synthetic_root, models / "sd2", default, "--resume")) == 0
     assert run_cli(*train_args(synthetic_root, models / "sd2", default, "--resume", "--resolution", "16")) == 2
     assert "other settings than the run was started with (resolution)" in capsys.readouterr().err
-    assert run_cli("generate", run, "--num", "1", "--steps", "1", "--out", tmp_path / "gen", "--device", "cpu") == 0
+    assert run_cli("generate", run, "--num", "1", "--steps", "1", "--out", tmp_path / "gen", "--device", "cpu",
+                   "--qc", "off") == 0
     assert Image.open(tmp_path / "gen" / "image" / "0000.png").size == (16, 16)
 
 
@@ -105,7 +106,7 @@ def test_a_scheduler_that_cannot_serve_the_prediction_type_is_refused_in_one_lin
     assert run_cli("train", "--data", synthetic_root, "--object", "washer", "--anomaly", "rust", "--out", run,
                    "--base-model", micro_base_dir, "--resolution", "16", *TINY_TRAINING) == 0
     capsys.readouterr()
-    generate = ["generate", run, "--num", "1", "--steps", "2", "--device", "cpu"]
+    generate = ["generate", run, "--num", "1", "--steps", "2", "--device", "cpu", "--qc", "off"]
     assert run_cli(*generate, "--scheduler", "pndm", "--out", tmp_path / "pndm") == 2
     stderr = capsys.readouterr().err
     error = stderr.strip().splitlines()[-1]  # the lines before it are the model loader's progress bars

@@ -28,7 +28,7 @@ def window_run(synthetic_root, micro_base_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def window_gen(window_run, tmp_path_factory):
     return generate(window_run, tmp_path_factory.mktemp("window-gen") / "gen",
-                    GenerateSettings(num=6, steps=3, batch_size=3, seed=2))
+                    GenerateSettings(num=6, steps=3, batch_size=3, seed=2, qc="off"))
 
 
 def _normal(run: Run, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +98,8 @@ def test_the_cli_trains_and_generates_on_windows_and_refuses_a_working_resolutio
         main([*common, "--out", str(tmp_path / "run"), "--canvas", "window", "--working-resolution", "64"])
     assert exit_.value.code == 0
     with pytest.raises(SystemExit) as exit_:
-        main(["generate", str(tmp_path / "run"), "--out", str(tmp_path / "gen"), "--num", "2", "--steps", "2"])
+        main(["generate", str(tmp_path / "run"), "--out", str(tmp_path / "gen"), "--num", "2", "--steps", "2",
+              "--qc", "off"])
     assert exit_.value.code == 0
     assert Image.open(tmp_path / "gen" / "image" / "0000.png").size == (64, 64)
 

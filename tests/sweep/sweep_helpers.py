@@ -29,7 +29,7 @@ def tiny_sweep(data: Path, out: Path, base_dir: Path, **changes) -> SweepSetting
     values = {"objects": ("washer",), "num": 2,
               "train": train_template(base_model=str(base_dir), resolution=32, steps=1, batch_size=2,
                                       model=DualConfig(rank=4)),
-              "generate": GenerateSettings(num=1, steps=1), "localization":
+              "generate": GenerateSettings(num=1, steps=1, qc="off"), "localization":
               LocalizationSettings(epochs=1, resolution=32, base_width=2), **changes}
     return SweepSettings(data=data, out=out, **values)
 

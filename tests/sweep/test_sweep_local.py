@@ -35,8 +35,8 @@ def test_a_local_sweep_goes_on_past_failures_resumes_and_refuses_to_redo_finishe
     calls, failures = training_calls
     out = tmp_path / "sweep"
     command = ["sweep", "--data", synthetic_root, "--out", out, "--objects", "washer",
-               *tiny_train_args(micro_base_dir), "--generation-steps", "1", "--retries", "1", *TINY_EVALUATION_ARGS,
-               "--num", "2"]
+               *tiny_train_args(micro_base_dir), "--generation-steps", "1", "--qc", "off", "--retries", "1",
+               *TINY_EVALUATION_ARGS, "--num", "2"]
     crack_status = out / "jobs" / "generate" / "washer" / "crack.json"
 
     # 1: crack fails on both attempts; rust finishes all the same; the evaluation needs crack, so it is not run.

@@ -209,7 +209,7 @@ def generate_command(
     export_anomalib: Path | None = typer.Option(None, "--export-anomalib", metavar="ROOT",
                                                 help="Also write them in anomalib's Folder layout under ROOT."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the UNet (first batch compiles, slowly)."),
-    qc: str = typer.Option("off", "--qc", help="on: reject a sample with an empty mask, a mask off the object, of "
+    qc: str = typer.Option("on", "--qc", help="on: reject a sample with an empty mask, a mask off the object, of "
                                                "an area no training mask has, or branches that disagree, and try "
                                                "the next seeds instead; off: keep every sample."),
     qc_max_tries: int = typer.Option(10, "--qc-max-tries", metavar="K", help="QC: seeds tried per sample."),

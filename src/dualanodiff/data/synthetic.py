@@ -331,13 +331,11 @@ def _read_marker(path: Path) -> object:
 
 def write_synthetic(out: str | Path, *, seed: int = 0, size: int = 256, train_count: int = 60,
                     test_good_count: int = 8, anomaly_count: int = 12, backgrounds: str = "plain") -> Path:
-    """Write the synthetic data set in MVTec AD layout into `out` and return `out`.
-
-    Per object: `train_count` normal training images, `test_good_count` normal test images, and
-    `anomaly_count` images with masks per anomaly type, all `size` x `size` PNGs. The set is built in a
-    hidden folder beside `out` and renamed into place when complete, with `out/synthetic.json` recording the
-    settings: a folder that already holds the same settings is left as it is, one holding another synthetic
-    set is replaced, and any other non-empty folder is refused.
+    """Write the synthetic data set in MVTec AD layout into `out` and return `out`: per object, `train_count`
+    normal training images, `test_good_count` normal test images and `anomaly_count` images with masks per anomaly
+    type, all `size` x `size` PNGs. The set is built in a hidden folder beside `out` and renamed into place when
+    complete, with `out/synthetic.json` recording the settings: a folder that already holds the same settings is
+    left as it is, one holding another synthetic set is replaced, and any other non-empty folder is refused.
     """
     out = Path(out)
     if not MIN_SIZE <= size <= MAX_SIZE:

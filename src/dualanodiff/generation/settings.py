@@ -34,7 +34,7 @@ class GenerateSettings(Settings):
     bcm_unconditional: str = setting("grey", choices=("grey", "black"))
     bcm_noise: str = setting("per_step", choices=("per_step", "fixed"))
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
-    qc: str = setting("off", choices=("off", "on"))
+    qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
     qc_area_margin: float = setting(2.0, minimum=1)  # the training masks' area range, widened this much each way
     qc_max_off_object: float = setting(0.05, minimum=0, maximum=1)  # of the mask, outside the object
