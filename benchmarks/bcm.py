@@ -20,11 +20,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from dualanodiff.data import load_rgb, write_synthetic
 from dualanodiff.generation import GenerateSettings, generate
 from dualanodiff.io import save_image
-from dualanodiff.masks.objects import BorderColourSegmenter
+from dualanodiff.masks.anomaly import otsu_threshold
+from dualanodiff.masks.components import fill_small_holes
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import Run, TrainSettings, train
 from dualanodiff.viz import side_by_side
@@ -38,14 +40,26 @@ VARIANTS = {  # name: (run, guidance, unconditional background, background noise
 }
 
 
+def _object_mask(image: np.ndarray) -> np.ndarray:
+    """The object is what differs from this image's own border colour by more than Otsu's threshold of that
+    difference (each washer here has a background of its own, so no one colour fits the set), largest part only,
+    holes under a tenth of it filled."""
+    border = np.concatenate([image[:3].reshape(-1, 3), image[-3:].reshape(-1, 3), image[:, :3].reshape(-1, 3),
+                             image[:, -3:].reshape(-1, 3)]).astype(np.float32)
+    smooth = ndimage.gaussian_filter(image.astype(np.float32), sigma=(1, 1, 0))
+    difference = np.abs(smooth - np.median(border, axis=0)).max(axis=2) / 255
+    mask = ndimage.binary_opening(difference > otsu_threshold(difference), iterations=1)
+    labels, count = ndimage.label(mask)
+    if count:
+        mask = labels == 1 + int(np.argmax(ndimage.sum(mask, labels, range(1, count + 1))))
+    return fill_small_holes(mask, 0.1 * mask.sum())
+
+
 def _object_masks(data: Path, out: Path) -> Path:
-    """Per image: the object is what differs from that image's own border colour."""
     for path in sorted((data / "washer").glob("*/*/*.png")):
-        if path.parts[-3] == "ground_truth":
-            continue
-        image = np.asarray(load_rgb(path))
-        mask = BorderColourSegmenter().fit([image])(image)
-        save_image(out / path.parent.relative_to(data / "washer") / path.name, mask.astype(np.uint8) * 255)
+        if path.parts[-3] != "ground_truth":
+            mask = _object_mask(np.asarray(load_rgb(path)))
+            save_image(out / path.parent.relative_to(data / "washer") / path.name, mask.astype(np.uint8) * 255)
     return out
 
 
