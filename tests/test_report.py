@@ -217,6 +217,20 @@ def test_report_of_a_single_gen_folder(tmp_path):
     assert "Generated: generated" in " ".join(parser.text)
 
 
+def test_a_gen_s_qc_counts_and_rejects_are_shown(tmp_path):
+    make_outputs(tmp_path)
+    generated = GeneratedSet.open(tmp_path / "generated")
+    generated.finalize({"samples": 3, "qc": {"tried": 7, "accepted": 3, "given_up": 1,
+                                             "rejected": {"empty_mask": 3, "mask_area": 1}}})
+    save_image(tmp_path / "generated" / "rejected.png", np.zeros((8, 8, 3), np.uint8))
+    result = write_report(tmp_path / "generated")
+    parser = parse(result.path)
+    assert_links_resolve(result.path, parser)
+    text = " ".join(parser.text)
+    assert "Sample QC" in text and "rejected: empty mask" in text and "samples given up" in text
+    assert "the samples QC rejected" in text
+
+
 def test_unreadable_files_are_listed_not_fatal(tmp_path, capsys):
     make_outputs(tmp_path)
     (tmp_path / "broken").mkdir()

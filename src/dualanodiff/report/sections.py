@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dualanodiff.generation.generated_set import META_FILE, GeneratedSet
+from dualanodiff.generation.generated_set import META_FILE, REJECTS_SHEET, GeneratedSet
 from dualanodiff.report.page import Cell, Figure, Page, Table
 from dualanodiff.report.run import RunFolder, read_run
 from dualanodiff.report.values import (
@@ -100,6 +100,16 @@ def sample_table(records: list[dict[str, Any]]) -> Table:
     return Table([figure_title(c) for c in columns], rows, _caption(keys))
 
 
+def qc_table(qc: dict[str, Any]) -> Table:
+    """Sample QC's counts: seeds tried, accepted, rejected per reason, samples given up."""
+    rows = [[Cell("seeds tried"), Cell(str(qc.get("tried", MISSING)), "num")],
+            [Cell("accepted"), Cell(str(qc.get("accepted", MISSING)), "num")]]
+    rows += [[Cell(f"rejected: {reason.replace('_', ' ')}"), Cell(str(count), "num")]
+             for reason, count in (qc.get("rejected") or {}).items()]
+    rows.append([Cell("samples given up"), Cell(str(qc.get("given_up", MISSING)), "num")])
+    return Table(["sample QC", "count"], rows)
+
+
 def _contact_sheet(page: Page, root: Path, folder: Path, samples: int) -> Figure:
     sheet = page.files / f"{page.unique_name(label(root, folder))}.png"
     GeneratedSet.open(folder).contact_sheet(sheet, max_rows=SHEET_ROWS)
@@ -116,10 +126,14 @@ def add_generated_section(page: Page, root: Path, folder: Path) -> None:
     nested = flatten({key: meta[key] for key in ("settings", "summary") if isinstance(meta.get(key), dict)})
     extra = [(key, value) for key, value in meta.items() if key not in {"format", "settings", "summary", "samples"}]
     has_figures = bool(_figure_keys(records))
+    qc = (meta.get("summary") or {}).get("qc")
+    rejects = folder / REJECTS_SHEET
     page.add(f"Generated: {label(root, folder)}", "generated.html.j2", method=generated.method,
              object=generated.object, anomaly=generated.anomaly, samples=len(samples),
              meta=page.link(folder / META_FILE, META_FILE),
              sheet=_contact_sheet(page, root, folder, len(samples)) if samples else None,
              summary=summary_table(records) if has_figures else None,
              per_sample=sample_table(records) if has_figures else None,
-             shown=min(len(records), PER_SAMPLE_ROWS), settings=settings_rows([*extra, *nested]))
+             shown=min(len(records), PER_SAMPLE_ROWS), settings=settings_rows([*extra, *nested]),
+             qc=qc_table(qc) if isinstance(qc, dict) else None,
+             rejects=page.figure(rejects, "the samples QC rejected") if rejects.is_file() else None)
