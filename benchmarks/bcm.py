@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, (lora, guidance, unconditional, noise) in VARIANTS.items():
         gen = generate(runs[lora], args.out / f"gen-{name.replace(', ', '-').replace(' ', '-')}",
                        GenerateSettings(num=args.num, guidance=guidance, bcm_unconditional=unconditional,
-                                        bcm_noise=noise, batch_size=args.num, seed=1))
+                                        bcm_noise=noise, batch_size=args.num, seed=1, qc="off"))
         records = [sample.record for sample in gen.samples()]
         kept = [r["background_preservation"] for r in records if r.get("background_preservation") is not None]
         figures[name] = {"preservation": float(np.mean(kept)), "preservation_std": float(np.std(kept)),
