@@ -9,7 +9,7 @@ and generates the same samples with
 - before: frozen background stream, guidance 2.5, black unconditional background, one background noise per sample;
 - after: global LoRA, guidance 2.0, grey unconditional background, background noise afresh at every step;
 - after with black, after with fixed noise, before with global LoRA: one change at a time.
-Prints mean background preservation (mean |generated - background| outside the object, 0..1; lower keeps the
+Each sample takes a background of its own (`background_every` 1). Prints mean background preservation (mean |generated - background| outside the object, 0..1; lower keeps the
 background better), its spread over samples, mean mask area and empty masks, and draws OUT/bcm.png.
 """
 
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, (lora, guidance, unconditional, noise) in VARIANTS.items():
         gen = generate(runs[lora], args.out / f"gen-{name.replace(', ', '-').replace(' ', '-')}",
                        GenerateSettings(num=args.num, guidance=guidance, bcm_unconditional=unconditional,
-                                        bcm_noise=noise, batch_size=args.num, seed=1, qc="off"))
+                                        bcm_noise=noise, batch_size=args.num, seed=1, qc="off",
+                                        background_every=1))
         records = [sample.record for sample in gen.samples()]
         kept = [r["background_preservation"] for r in records if r.get("background_preservation") is not None]
         figures[name] = {"preservation": float(np.mean(kept)), "preservation_std": float(np.std(kept)),
