@@ -9,8 +9,9 @@ and generates the same samples with
 - before: frozen background stream, guidance 2.5, black unconditional background, one background noise per sample;
 - after: global LoRA, guidance 2.0, grey unconditional background, background noise afresh at every step;
 - after with black, after with fixed noise, before with global LoRA: one change at a time.
-Each sample takes a background of its own (`background_every` 1). Prints mean background preservation (mean |generated - background| outside the object, 0..1; lower keeps the
-background better), its spread over samples, mean mask area and empty masks, and draws OUT/bcm.png.
+Each sample takes a background of its own (`background_every` 1). Prints mean background preservation (mean
+|generated - background| outside the object, 0..1; lower keeps the background better), its spread over samples,
+mean mask area and empty masks, and draws OUT/bcm.png.
 """
 
 from __future__ import annotations
