@@ -31,11 +31,11 @@ from dualanodiff.data import (
     place_window,
     read_mask,
     resized_rgb,
+    to_pixels,
 )
 from dualanodiff.errors import DataError
 from dualanodiff.training.run import Run
 
-DEPTH_TOLERANCE = 0.1  # a centre's depth in the object is within this of a training anomaly's
 FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
 PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
 CANDIDATES = 32  # places on the object compared with a training anomaly's surroundings
@@ -59,8 +59,7 @@ class WindowCanvas:
         self.run, self.side, self.size = run, settings.working_side, settings.resolution
         statistics = run.windows()
         self.sides = [int(side) for side in statistics["sides"]]
-        self.depths = [depth for depth in statistics["depths"] if depth is not None]
-        self.contexts = statistics.get("contexts", [])  # (runs from before them place by depth)
+        self.contexts = [np.asarray(context) for context in statistics["contexts"]]
         try:
             normal = load_source(settings.data_root, settings.layout).normal_train(settings.object)
         except DataError as error:
@@ -69,60 +68,46 @@ class WindowCanvas:
         self.paths = [by_stem[stem] for stem in run.object_mask_stems("normal") if stem in by_stem]
         if not self.paths:
             raise DataError(f"{settings.data_root}: none of the normal images {run.root} was trained with is there")
-        self._loaded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        self._loaded: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
-    def _load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """A normal image at the working resolution, its object mask, and the depth of each object pixel (None
-        when the mask marks no object, or everything)."""
+    def _load(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """A normal image at the working resolution and its object mask (None when the mask marks no object, or
+        everything: a texture)."""
         if name not in self._loaded:
             path = next(path for path in self.paths if path.stem == name)
             image = resized_rgb(load_rgb(path), self.side, Image.Resampling.LANCZOS)
             objects = read_mask(self.run.object_mask_path("normal", name))
-            depth = None
-            if objects.any() and not objects.all():
-                depth = ndimage.distance_transform_edt(objects)
-                depth /= depth.max()
-            self._loaded[name] = image, objects, depth
+            self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]
 
     def place(self, index: int, seed: int) -> dict[str, Any]:
         """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side]}`. The window
         takes a training anomaly's side, and of `CANDIDATES` places on the object, the one whose surroundings
-        look most like that anomaly's (its context descriptor; a run without them: a place at its depth)."""
+        look most like that anomaly's (its context descriptor)."""
         rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
         name = self.paths[int(rng.integers(len(self.paths)))].stem
-        image, _, depth = self._load(name)
+        image, objects = self._load(name)
         example = int(rng.integers(len(self.sides)))
         side = jitter_side(self.sides[example], rng.random(), self.size, self.side)
-        if depth is None:
+        if objects is None:
             candidates = rng.random((CANDIDATES, 2)) * self.side
         else:
-            inside = np.argwhere(depth > 0)
-            if not self.contexts and self.depths:
-                target = self.depths[int(rng.integers(len(self.depths)))]
-                near = inside[np.abs(depth[tuple(inside.T)] - target) <= DEPTH_TOLERANCE]
-                inside = near if len(near) else inside
+            inside = np.argwhere(objects)
             candidates = inside[rng.integers(len(inside), size=CANDIDATES)] + 0.5
         windows = [place_window(row, column, side, *image.shape[:2]) for row, column in candidates]
-        if self.contexts:
-            target = np.asarray(self.contexts[example])
-            distances = [np.abs(context_descriptor(image, window) - target).sum() for window in windows]
-            return {"normal": name, "window": list(windows[int(np.argmin(distances))])}
-        return {"normal": name, "window": list(windows[0])}
+        distances = [np.abs(context_descriptor(image, window) - self.contexts[example]).sum() for window in windows]
+        return {"normal": name, "window": list(windows[int(np.argmin(distances))])}
 
     def crop(self, images: Sequence[np.ndarray], placements: Sequence[dict[str, Any]]) -> torch.Tensor:
         """The placements' windows of uint8 working-resolution images, as model input (K, 3, R, R) in [-1, 1]."""
-        pixels = torch.tensor(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-        return crop_windows(pixels, range(len(images)), [tuple(p["window"]) for p in placements], self.size)
-
-    def normal_images(self, placements: Sequence[dict[str, Any]]) -> list[np.ndarray]:
-        return [self._load(placement["normal"])[0] for placement in placements]
+        return crop_windows(to_pixels(images), range(len(images)), [tuple(p["window"]) for p in placements],
+                            self.size)
 
     def compose(self, placement: dict[str, Any], drawn: np.ndarray,
                 drawn_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image, anomaly part, mask) at the working resolution: the drawn window's anomaly blended into the
         normal image. Outside the mask grown by the feather, the image is the normal image bit for bit."""
-        image, objects, depth = self._load(placement["normal"])
+        image, objects = self._load(placement["normal"])
         top, left, side = placement["window"]
         window = (slice(top, top + side), slice(left, left + side))
         drawn = resized_rgb(drawn, side, Image.Resampling.BICUBIC).astype(np.float32)
@@ -130,7 +115,7 @@ class WindowCanvas:
                                                                                   Image.Resampling.BILINEAR))
         mask = np.zeros(image.shape[:2], bool)
         mask[window] = _inside_the_window(scaled >= 0.5)
-        inside = objects[window] if depth is not None else np.ones((side, side), bool)
+        inside = objects[window] if objects is not None else np.ones((side, side), bool)
         mask[window] &= inside  # an anomaly drawn off the object is not one
         out = image.copy()
         if mask.any():

@@ -36,20 +36,23 @@ class BranchLoRA(nn.Module):
         bound = 1 / math.sqrt(in_features)
         nn.init.uniform_(self.down, -bound, bound)
 
+    def _stream_branches(self, num_streams: int) -> list[int]:
+        """The branch whose update each stream gets; streams past the list get none."""
+        extra = num_streams - self.num_branches
+        background = [self.background_branch] * extra if self.background_branch is not None else []
+        return list(range(self.num_branches)) + background
+
     def forward(self, x: torch.Tensor, num_streams: int) -> torch.Tensor:
         """The update for `x` of shape ((b f), n, in) with f = num_streams; returns ((b f), n, out)."""
         batch_streams, tokens, _ = x.shape
         grouped = x.view(batch_streams // num_streams, num_streams, tokens, -1)
-        # (b, branches, n, in) @ (branches, in, rank) broadcasts into one batched matmul per projection.
-        update = grouped[:, : self.num_branches] @ self.down.to(x.dtype)
-        update = (update @ self.up.to(x.dtype)) * self.scale  # (b, branches, n, out)
-        extra = num_streams - self.num_branches
-        if extra > 0 and self.background_branch is None:
-            update = torch.cat([update, update.new_zeros(update.shape[0], extra, *update.shape[2:])], dim=1)
-        elif extra > 0:
-            branch = self.background_branch
-            background = grouped[:, self.num_branches:] @ self.down[branch].to(x.dtype)
-            update = torch.cat([update, (background @ self.up[branch].to(x.dtype)) * self.scale], dim=1)
+        branches = self._stream_branches(num_streams)
+        # (b, streams, n, in) @ (streams, in, rank) broadcasts into one batched matmul per projection.
+        update = grouped[:, : len(branches)] @ self.down[branches].to(x.dtype)
+        update = (update @ self.up[branches].to(x.dtype)) * self.scale  # (b, streams with an update, n, out)
+        if len(branches) < num_streams:
+            update = torch.cat([update, update.new_zeros(update.shape[0], num_streams - len(branches),
+                                                         *update.shape[2:])], dim=1)
         return update.reshape(batch_streams, tokens, -1)
 
     def fused_weight(self, base_weight: torch.Tensor, num_streams: int) -> torch.Tensor:
@@ -60,7 +63,6 @@ class BranchLoRA(nn.Module):
         """
         frozen = base_weight.t()
         updates = (self.down @ self.up).to(frozen.dtype) * self.scale
-        weights = [frozen + update for update in updates]
-        background = frozen if self.background_branch is None else weights[self.background_branch]
-        weights += [background] * (num_streams - self.num_branches)
-        return torch.stack(weights)
+        branches = self._stream_branches(num_streams)
+        weights = [frozen + updates[branch] for branch in branches]
+        return torch.stack(weights + [frozen] * (num_streams - len(branches)))

@@ -187,7 +187,8 @@ class Run:
         return sorted(path.stem for path in (self.root / OBJECT_MASKS_FOLDER / kind).glob("*.png"))
 
     def windows(self) -> dict[str, Any]:
-        """A window-canvas run's training windows (`sides`, in working-resolution pixels) and anomaly depths."""
+        """A window-canvas run's training windows: per training anomaly its window's side (working-resolution
+        pixels), depth in the object and context descriptor."""
         path = self.root / WINDOWS_FILE
         if not path.is_file():
             raise ModelError(f"{self.root}: a window-canvas run without {WINDOWS_FILE}; train it again")
