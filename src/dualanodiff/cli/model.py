@@ -81,6 +81,9 @@ _TRAIN_BASE_LR = typer.Option(None, "--base-lr", metavar="LR",
 _TRAIN_SAIM = typer.Option(True, "--saim/--no-saim", help="The interaction module (off: ablation).")
 _TRAIN_SAIM_INIT = typer.Option("zero", "--saim-init", help="zero (step 0 = base) or default (released).")
 _TRAIN_TEXT_ENCODER_LORA = typer.Option(True, "--text-encoder-lora/--no-text-encoder-lora")
+_TRAIN_OUTPUT_HEAD = typer.Option(None, "--output-head/--no-output-head",
+                                  help="Each branch's own update of the UNet's output convolution (default per "
+                                       "preset: tiny on, sd15 off).")
 _TRAIN_OBJECT_TOKEN = typer.Option("vfx", "--object-token", help="Global prompt: 'a OBJ with ANOMALY'.")
 _TRAIN_ANOMALY_TOKEN = typer.Option("sks", "--anomaly-token", help="Anomaly branch prompt.")
 _TRAIN_BCM = typer.Option(False, "--bcm", help="Background compensation (objects on a background).")
@@ -134,6 +137,7 @@ def train_command(
     base_batch_size: int | None = _TRAIN_BASE_BATCH_SIZE,
     base_lr: float | None = _TRAIN_BASE_LR,
     saim: bool = _TRAIN_SAIM,
+    output_head: bool | None = _TRAIN_OUTPUT_HEAD,
     saim_init: str = _TRAIN_SAIM_INIT,
     text_encoder_lora: bool = _TRAIN_TEXT_ENCODER_LORA,
     object_token: str = _TRAIN_OBJECT_TOKEN,

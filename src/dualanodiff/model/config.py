@@ -29,6 +29,8 @@ class DualConfig(Settings):
     bcm: bool = False
     bcm_form: BCMForm = setting("additive", choices=BCM_FORMS)
     background_lora: str = setting("global", choices=BACKGROUND_LORAS)
+    # Each branch's own update of the UNet's output convolution (model/output_head.py); None: the preset's choice.
+    output_head: bool | None = None
     object_token: str = "vfx"
     anomaly_token: str = "sks"
 

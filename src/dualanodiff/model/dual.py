@@ -2,8 +2,8 @@
 
 The global branch denoises the whole anomaly image I, the anomaly branch the anomaly part I_a = I x M, both in one
 interleaved batch ((b f) with f = 2, or 3 with the BCM background stream), at the same timestep with independent
-noise. Each branch has its own LoRA on every attention projection of the UNet; the text encoder has one LoRA that
-both branches share (peft).
+noise. Each branch has its own LoRA on every attention projection of the UNet (and, with `output_head`, its own
+update of the UNet's output convolution); the text encoder has one LoRA that both branches share (peft).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dualanodiff.errors import ModelError
 from dualanodiff.model.attention import AttentionStore, DualContext, install_dual_processors
 from dualanodiff.model.base import BaseModel
 from dualanodiff.model.config import ADAPTER_WEIGHTS, DualConfig
+from dualanodiff.model.output_head import BranchOutputConv
 from dualanodiff.model.streams import BRANCHES, GLOBAL
 from dualanodiff.weights import load_weights, save_weights, trainable_state_dict
 
@@ -59,6 +60,10 @@ class DualAnoDiffModel(nn.Module):
                                 saim_zero_init=config.saim_init == "zero",
                                 bcm_form=config.bcm_form if config.bcm else None, lora_alpha=config.lora_alpha,
                                 background_branch=GLOBAL if config.background_lora == "global" else None)
+        if config.output_head:
+            self.unet.conv_out = BranchOutputConv(
+                self.unet.conv_out, config.num_streams,
+                background_branch=GLOBAL if config.background_lora == "global" else None)
         if config.text_encoder_lora:
             lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha or config.rank,
                               target_modules=TEXT_LORA_TARGETS)

@@ -94,8 +94,9 @@ class Run:
                    if field.name not in data and field.name not in _ADDED_LATER]
         if missing:  # training writes every setting: a missing one was deleted by hand
             raise UserError(f"{config_path}: has no {', '.join(missing)} (a run's config.json holds every setting)")
-        if isinstance(data.get("model"), dict):  # runs from before the option sent the background through no LoRA
-            data["model"].setdefault("background_lora", "frozen")
+        if isinstance(data.get("model"), dict):  # runs from before these options: no LoRA on the background,
+            data["model"].setdefault("background_lora", "frozen")  # the base's own output convolution
+            data["model"].setdefault("output_head", False)
         settings = TrainSettings.from_dict(data, where=str(config_path), ignore=_NOT_SETTINGS)
         return cls(root, settings, data.get("base_model_path"))
 

@@ -3,7 +3,7 @@ preset's base pre-training). No torch here: the CLI builds and checks these befo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 # What the model draws: the whole image (the paper), or windows around the defects at the data's own detail,
 # blended into real normal images (generation/windows.py).
 CANVASES = ("image", "window")
+MODEL_PRESET_KEYS = ("output_head",)  # preset defaults that are the dual model's settings (DualConfig)
 WORKING_FACTOR = 4  # a window canvas's working resolution defaults to this many times the model's input side
 
 # Per preset defaults; every one is printed at the start of training and stored in config.json. The sd15 preset's
@@ -28,11 +29,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # SPEC section 2: the released code's settings (lr 2e-5; the paper says 5e-6: pass --lr 5e-6).
     "sd15": {"base_model": SD15_HUB_ID, "resolution": None, "steps": 5000, "batch_size": 4, "lr": 2e-5,
              "lr_schedule": "constant", "mixed_precision": "auto", "checkpoint_every": 500, "seed": 32,
-             "canvas": "image"},
+             "canvas": "image", "output_head": False},
     # A CPU-sized stand-in: a small base pre-trained on the object's normal images, then the same dual training.
     "tiny": {"base_model": None, "resolution": 64, "steps": 800, "batch_size": 4, "lr": 2e-3,
              "lr_schedule": "cosine", "mixed_precision": "no", "checkpoint_every": 200, "seed": 32,
-             "base_steps": 2000, "base_batch_size": 16, "base_lr": 5e-4, "canvas": "window"},
+             "base_steps": 2000, "base_batch_size": 16, "base_lr": 5e-4, "canvas": "window", "output_head": True},
 }
 
 
@@ -101,8 +102,11 @@ class TrainSettings(Settings):
         absolute (a run is read from any working folder; a hub id stays as it is)."""
         self.validate()
         values = asdict(self)
+        model = self.model
         for key, default in PRESETS[self.preset].items():
-            if values.get(key) is None:
+            if key in MODEL_PRESET_KEYS:
+                model = replace(model, **{key: default}) if getattr(model, key) is None else model
+            elif values.get(key) is None:
                 values[key] = default
         flips_allowed = self.object not in NO_FLIP_OBJECTS
         for key in ("flip_horizontal", "flip_vertical"):
@@ -114,7 +118,7 @@ class TrainSettings(Settings):
         base_dir = Path(values["base_model"]).expanduser() if values["base_model"] is not None else None
         if base_dir is not None and base_dir.is_dir():
             values["base_model"] = str(base_dir.resolve())
-        values["model"] = self.model
+        values["model"] = model
         if values["canvas"] == "image" and values["working_resolution"] is not None:
             raise UserError("--working-resolution needs --canvas window (the image canvas works at --resolution)")
         if values["canvas"] == "window" and values["resolution"] is not None:  # (sd15's: once its base loads)
