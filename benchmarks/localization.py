@@ -59,17 +59,19 @@ def _first(generated: GeneratedSet, count: int, out: Path) -> GeneratedSet:
 
 
 def _fit(generated: list[GeneratedSet], real_masks: dict[str, list[np.ndarray]],
-         segmenter: BorderColourSegmenter) -> dict[str, float]:
+         segmenter: BorderColourSegmenter | None) -> dict[str, float | None]:
+    """How the pairs sit next to the real ones; `segmenter` None: a texture, where no pixel is off the object."""
     images, masks, objects, ratios = [], [], [], []
     for gen in generated:
         loaded = [sample.load() for sample in gen.samples()]
         side = loaded[0][0].shape[0]
         images += [image for image, _, _ in loaded]
         masks += [mask for _, _, mask in loaded]
-        objects += [segmenter(image) for image, _, _ in loaded]
+        objects += [segmenter(image) for image, _, _ in loaded] if segmenter is not None else []
         ratios.append(area_ratio([mask for _, _, mask in loaded],
                                  [resized_mask(mask, side) for mask in real_masks[gen.anomaly]]))
-    return {"grid_score": grid_score(images), "off_object": off_object_share(masks, objects),
+    return {"grid_score": grid_score(images),
+            "off_object": off_object_share(masks, objects) if segmenter is not None else None,
             "area_ratio_min": min(ratios), "area_ratio_max": max(ratios)}
 
 
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     source = load_source(args.data, args.layout)
     normal = [np.asarray(resized_rgb(load_rgb(p), side)) for p in source.normal_train(args.object)[:64]]
     segmenter = BorderColourSegmenter().fit(normal)
+    # A texture (the segmenter finds no object in its normal images) has no outside to count.
+    if not any(objects.any() and not objects.all() for objects in map(segmenter, normal)):
+        segmenter = None
     real_masks, real_pairs = {}, {}
     for t in types:
         samples = source.anomaly_samples(args.object, t)
@@ -152,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
              "| --- " * (len(COLUMNS) + 4) + "|"]
     for method, result in results.items():
         cells = [f"{percent(result['metrics'][k])} +- {percent(result['std'][k])}" for k, _ in COLUMNS]
-        cells += [f"{result['grid_score']:.3f}", f"{100 * result['off_object']:.1f} %",
+        off_object = "n/a (texture)" if result["off_object"] is None else f"{100 * result['off_object']:.1f} %"
+        cells += [f"{result['grid_score']:.3f}", off_object,
                   f"{result['area_ratio_min']:.2f} to {result['area_ratio_max']:.2f}"]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines.append(f"| real images | | | | | {real_fit['grid_score']:.3f} | | |")

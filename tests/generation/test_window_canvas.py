@@ -112,3 +112,23 @@ def test_components_along_the_window_s_edge_are_dropped():
     mask[6:9, 6:9] = True  # a defect inside
     kept = _inside_the_window(mask)
     assert not kept[:, :2].any() and kept[6:9, 6:9].all()
+
+
+def test_the_mask_grows_to_what_visibly_changed_around_the_drawn_anomaly():
+    from dualanodiff.generation.windows import _what_changed
+
+    normal = np.full((32, 32, 3), 120, np.uint8)
+    out = normal.copy()
+    out[10:20, 10:20] = 20  # the drawn anomaly: a change of 100
+    out[9, 10:20] = 60  # its soft edge, outside the drawn mask: a change of 60, visible
+    out[20, 10:20] = 100  # a faint fringe: a change of 20, under half the anomaly's
+    out[2:4, 2:4] = 0  # a change that does not meet the anomaly
+    drawn = np.zeros((32, 32), bool)
+    drawn[10:20, 10:20] = True
+    touched = np.ones((32, 32), bool)
+    mask = _what_changed(out, normal, drawn, touched)
+    assert mask[drawn].all() and mask[9, 10:20].all()
+    assert not mask[20].any() and not mask[2:4, 2:4].any()
+    untouched_edge = touched.copy()
+    untouched_edge[9] = False  # a pixel the blend did not touch is never added
+    assert not _what_changed(out, normal, drawn, untouched_edge)[9].any()

@@ -153,8 +153,7 @@ def train_command(
     resume: bool = _TRAIN_RESUME,
     config: Path | None = _TRAIN_CONFIG,
 ) -> Any:
-    """Train one DualAnoDiff model for one (object, anomaly type). Every default (per preset) is printed and
-    stored in RUN/config.json, beside split.json, weights.safetensors, loss.csv/png and checkpoints (--resume).
+    """Train one (object, anomaly type) into RUN: config.json (every default), split, weights, loss, checkpoints.
 
     \b
     Example: dualanodiff train --data mvtec_ad --object bottle --anomaly broken_large --out runs/bottle-bl \\

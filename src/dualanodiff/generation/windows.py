@@ -8,8 +8,10 @@ Sample i of seed s takes, from a generator of (s, i) alone:
   the surroundings of that training anomaly (`data.windows.context_descriptor`).
 Its record holds the normal image's name and the window, which is all `DualAnoDiffPipeline` needs to make the
 same sample again. The mask comes from the drawn anomaly part, scaled to the window and cut to the object; the
-drawn image replaces the normal one inside the mask and fades out over a few pixels around it. A drawn component
-that touches the window's edge is dropped (training windows hold their anomaly whole).
+drawn image replaces the normal one inside the mask and fades out over a few pixels around it; the mask then grows
+to every pixel of that fade that visibly differs from the normal image (`_what_changed`), so that what the detector
+is told is normal looks normal. A drawn component that touches the window's edge is dropped (training windows hold
+their anomaly whole).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dualanodiff.training.run import Run
 FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
 PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
 CANDIDATES = 32  # places on the object compared with a training anomaly's surroundings
+CHANGE_SHARE = 0.5  # of the median change inside the drawn mask: a pixel changed less than this is not the anomaly
 EDGE_BAND = 1 / 32  # drawn components this close to the window's edge are dropped (2 px of a 64-px window)
 
 
@@ -124,5 +127,21 @@ class WindowCanvas:
             blended = image[window] * (1 - weight[..., None]) + drawn * weight[..., None]
             touched = weight > 0
             out[window][touched] = np.round(blended[touched]).astype(np.uint8)
+            mask[window] = _what_changed(out[window], image[window], mask[window], touched)
         part = np.where(mask[..., None], out, 0).astype(np.uint8)
         return out, part, mask
+
+
+def _what_changed(out: np.ndarray, normal: np.ndarray, drawn: np.ndarray, touched: np.ndarray) -> np.ndarray:
+    """The final mask: the mask from the anomaly part (`drawn`), grown to every touched pixel that differs visibly
+    from the normal image it was drawn into. `drawn` says where the anomaly is, but the anomaly's soft edges and the
+    fade around it change pixels it leaves out, which a detector would learn to call normal. Visibly: a change
+    (largest over the colours) of at least CHANGE_SHARE of the median change inside `drawn`. Only components that
+    meet `drawn` are added, holes filled, so the mask never shrinks and every pixel that differs from the normal
+    image still lies within the fade of it."""
+    change = np.abs(out.astype(np.int16) - normal.astype(np.int16)).max(axis=-1)
+    threshold = max(1.0, CHANGE_SHARE * float(np.median(change[drawn])))
+    changed = touched & (change >= threshold) | drawn
+    labels, _ = ndimage.label(changed)
+    meeting = np.unique(labels[drawn])
+    return ndimage.binary_fill_holes(np.isin(labels, meeting[meeting > 0])) & touched | drawn
