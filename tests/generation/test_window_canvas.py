@@ -60,6 +60,20 @@ def test_outside_the_grown_mask_every_pixel_is_the_normal_image_s_own(window_run
         assert np.array_equal(part[mask], image[mask])
 
 
+def test_a_windows_file_without_context_descriptors_is_refused_in_one_line(window_run, tmp_path):
+    import shutil
+
+    from dualanodiff.errors import ModelError
+
+    old = tmp_path / "old"
+    shutil.copytree(window_run.root, old)
+    statistics = json.loads((old / "windows.json").read_text())
+    del statistics["contexts"]
+    (old / "windows.json").write_text(json.dumps(statistics))
+    with pytest.raises(ModelError, match=r"windows\.json: no window sides and context descriptors"):
+        Run.open(old).windows()
+
+
 def test_windows_are_placed_on_the_object(window_run):
     pipe = DualAnoDiffPipeline.from_pretrained(window_run)
     for index in range(40):

@@ -56,14 +56,14 @@ class DualAnoDiffModel(nn.Module):
         self.noise_scheduler = DDPMScheduler.from_config(base.scheduler_config)
         for frozen in (self.unet, self.text_encoder, self.codec):
             frozen.requires_grad_(False)
+        background_branch = GLOBAL if config.background_lora == "global" else None
         install_dual_processors(self.unet, config.rank, saim=config.saim,
                                 saim_zero_init=config.saim_init == "zero",
                                 bcm_form=config.bcm_form if config.bcm else None, lora_alpha=config.lora_alpha,
-                                background_branch=GLOBAL if config.background_lora == "global" else None)
+                                background_branch=background_branch)
         if config.output_head:
-            self.unet.conv_out = BranchOutputConv(
-                self.unet.conv_out, config.num_streams,
-                background_branch=GLOBAL if config.background_lora == "global" else None)
+            self.unet.conv_out = BranchOutputConv(self.unet.conv_out, config.num_streams,
+                                                  background_branch=background_branch)
         if config.text_encoder_lora:
             lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha or config.rank,
                               target_modules=TEXT_LORA_TARGETS)

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from dualanodiff.model.streams import BRANCHES
+from dualanodiff.model.streams import BRANCHES, stream_branches
 
 
 class BranchLoRA(nn.Module):
@@ -36,17 +36,11 @@ class BranchLoRA(nn.Module):
         bound = 1 / math.sqrt(in_features)
         nn.init.uniform_(self.down, -bound, bound)
 
-    def _stream_branches(self, num_streams: int) -> list[int]:
-        """The branch whose update each stream gets; streams past the list get none."""
-        extra = num_streams - self.num_branches
-        background = [self.background_branch] * extra if self.background_branch is not None else []
-        return list(range(self.num_branches)) + background
-
     def forward(self, x: torch.Tensor, num_streams: int) -> torch.Tensor:
         """The update for `x` of shape ((b f), n, in) with f = num_streams; returns ((b f), n, out)."""
         batch_streams, tokens, _ = x.shape
         grouped = x.view(batch_streams // num_streams, num_streams, tokens, -1)
-        branches = self._stream_branches(num_streams)
+        branches = stream_branches(num_streams, self.background_branch, self.num_branches)
         # (b, streams, n, in) @ (streams, in, rank) broadcasts into one batched matmul per projection.
         update = grouped[:, : len(branches)] @ self.down[branches].to(x.dtype)
         update = (update @ self.up[branches].to(x.dtype)) * self.scale  # (b, streams with an update, n, out)
@@ -63,6 +57,6 @@ class BranchLoRA(nn.Module):
         """
         frozen = base_weight.t()
         updates = (self.down @ self.up).to(frozen.dtype) * self.scale
-        branches = self._stream_branches(num_streams)
+        branches = stream_branches(num_streams, self.background_branch, self.num_branches)
         weights = [frozen + updates[branch] for branch in branches]
         return torch.stack(weights + [frozen] * (num_streams - len(branches)))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dualanodiff.model.streams import BRANCHES
+from dualanodiff.model.streams import BRANCHES, stream_branches
 
 
 class BranchOutputConv(nn.Module):
@@ -32,11 +32,12 @@ class BranchOutputConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grouped = x.unflatten(0, (-1, self.num_streams))
+        branches = stream_branches(self.num_streams, self.background_branch)
         outputs = []
         for stream in range(self.num_streams):
-            branch = stream if stream < BRANCHES else self.background_branch
             weight, bias = self.conv.weight, self.conv.bias
-            if branch is not None:
+            if stream < len(branches):
+                branch = branches[stream]
                 weight = weight + self.weight_update[branch].to(weight.dtype)
                 bias = bias + self.bias_update[branch].to(bias.dtype)
             outputs.append(F.conv2d(grouped[:, stream], weight, bias, self.conv.stride, self.conv.padding))

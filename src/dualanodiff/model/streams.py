@@ -14,6 +14,14 @@ GLOBAL, ANOMALY, BACKGROUND = 0, 1, 2
 BRANCHES = 2  # global and anomaly: the streams with adapters and a loss
 
 
+def stream_branches(num_streams: int, background_branch: int | None, num_branches: int = BRANCHES) -> list[int]:
+    """The branch whose adapters each stream gets, in stream order: every branch its own, then the streams past
+    them (BCM's background) `background_branch`'s; with None the list ends at the branches and the streams past it
+    get none (the frozen base)."""
+    extra = num_streams - num_branches
+    return list(range(num_branches)) + ([background_branch] * extra if background_branch is not None else [])
+
+
 @dataclass(frozen=True)
 class StreamLayout:
     background: bool = False  # BCM's background stream after the two branches

@@ -193,7 +193,12 @@ class Run:
         path = self.root / WINDOWS_FILE
         if not path.is_file():
             raise ModelError(f"{self.root}: a window-canvas run without {WINDOWS_FILE}; train it again")
-        return read_json(path)
+        statistics = read_json(path)
+        # (windows.json files of the first window-canvas version have no context descriptors to place windows by)
+        if not isinstance(statistics, dict) or not {"sides", "contexts"} <= statistics.keys():
+            raise ModelError(f"{path}: no window sides and context descriptors (written by an older version); "
+                             "train the run again")
+        return statistics
 
     @property
     def config_path(self) -> Path:
