@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,9 @@ def test_evaluation_writes_metrics_per_type_and_per_seed_and_resumes(synthetic_r
 
     monkeypatch.setattr(localization, "train", no_training)
     assert evaluate_localization(source, gens, tmp_path / "out", settings=TINY, device="cpu") == metrics
+    # Fewer seeds than were trained reuse them too: a seed's result does not depend on how many there are.
+    fewer = evaluate_localization(source, gens, tmp_path / "out", settings=replace(TINY, seeds=1), device="cpu")
+    assert fewer["per_seed"] == metrics["per_seed"][:1]
 
 
 def test_a_network_trained_on_croppaste_finds_real_held_out_rust(synthetic_root, tmp_path):

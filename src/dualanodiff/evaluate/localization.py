@@ -76,6 +76,13 @@ def score_test_set(maps: np.ndarray, test: HeldOutImages, filter_size: int) -> d
             "per_type": {anomaly: figures(test.members(anomaly)) for anomaly in anomaly_types}}
 
 
+def _fingerprint(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A seed's fingerprint without the number of seeds (older seed files hold it)."""
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        return record
+    return {**record, "settings": {k: v for k, v in record["settings"].items() if k != "seeds"}}
+
+
 def _mean_and_std(values: Sequence[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
     means = {key: float(np.mean([v[key] for v in values])) for key in METRIC_KEYS}
     stds = {key: float(np.std([v[key] for v in values], ddof=1)) if len(values) > 1 else 0.0
@@ -147,15 +154,16 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
     test_images["good"] = [path.name for path in test_side.normal]
     generated_info = [{"path": str(g.root), "method": g.method, "anomaly": g.anomaly,
                        "samples": len(g.completed_indices())} for g in generated]
-    # What a finished seed must match to be reused on a re-run.
-    fingerprint = {"settings": settings.to_dict(), "generated": generated_info, "test_images": test_images,
-                   "normal_train": train_counts["normal"]}
+    # What a finished seed must match to be reused on a re-run (not the number of seeds: asking for more keeps the
+    # seeds already trained).
+    fingerprint = _fingerprint({"settings": settings.to_dict(), "generated": generated_info,
+                                "test_images": test_images, "normal_train": train_counts["normal"]})
     per_seed = []
     maps, example_seed = None, 0
     for seed in progress(range(settings.seeds), desc=f"localization {object}", unit="seed"):
         seed_file = out / "seeds" / f"seed_{seed}.json"
         saved = read_json(seed_file) if seed_file.is_file() else {}
-        if saved.get("fingerprint") == fingerprint:
+        if _fingerprint(saved.get("fingerprint")) == fingerprint:
             per_seed.append(saved["result"])
             continue
         model = DiscriminativeUNet(settings.base_width)
