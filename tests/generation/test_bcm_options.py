@@ -17,8 +17,9 @@ def bcm_run(synthetic_root, micro_base_dir, tmp_path_factory):
 
 def test_guidance_defaults_to_the_released_code_s_2_with_bcm_and_2_5_without():
     settings = GenerateSettings(num=1)
-    assert settings.for_run(bcm=True).guidance == 2.0 and settings.for_run(bcm=False).guidance == 2.5
-    assert GenerateSettings(num=1, guidance=3.0).for_run(bcm=True).guidance == 3.0
+    assert settings.for_run(bcm=True, windowed=False).guidance == 2.0
+    assert settings.for_run(bcm=False, windowed=False).guidance == 2.5
+    assert GenerateSettings(num=1, guidance=3.0).for_run(bcm=True, windowed=False).guidance == 3.0
     assert GenerateSettings(num=1).recorded(True)["bcm"] == {"unconditional": "grey", "noise": "per_step"}
 
 

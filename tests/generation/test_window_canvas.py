@@ -5,12 +5,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from scipy import ndimage
 
 from dualanodiff.cli import main
-from dualanodiff.data import load_rgb, read_mask, resized_rgb
+from dualanodiff.data import load_rgb, read_mask, resized_rgb, to_uint8
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
+from dualanodiff.generation.settings import WINDOW_STRENGTH
 from dualanodiff.generation.windows import FEATHER
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import Run, train
@@ -146,3 +148,97 @@ def test_the_mask_grows_to_what_visibly_changed_around_the_drawn_anomaly():
     untouched_edge = touched.copy()
     untouched_edge[9] = False  # a pixel the blend did not touch is never added
     assert not _what_changed(out, normal, drawn, untouched_edge)[9].any()
+
+
+def test_the_fade_keeps_the_normal_image_s_detail_that_the_model_cannot_draw(window_run):
+    """A model that draws the normal window as it sees it (at its 16-px input) but 4 levels brighter, and marks a
+    square: in the fade around the square the output is the 64-px normal image plus at most those 4 levels, not
+    a blend towards its 16-px blur."""
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    placement = {**canvas.place(0, seed=0), "window": [0, 0, 64]}  # the whole image: 4 pixels per model pixel
+    image, _ = canvas._load(placement["normal"])
+    seen = to_uint8(canvas.crop([image], [placement]))[0]
+    drawn, drawn_mask = np.clip(seen.astype(int) + 4, 0, 255).astype(np.uint8), np.zeros(seen.shape[:2], bool)
+    drawn_mask[2:5, 7:9] = True  # on the washer's ring
+    out, _, mask = canvas.compose(placement, drawn, drawn_mask)
+    top, left, side = placement["window"]
+    core = np.zeros(image.shape[:2], bool)
+    core[7:21, 27:37] = True  # the square (model pixels 2-4 and 7-8), and a pixel for the resize
+    fade = (out != image).any(axis=-1) & ~core
+    assert mask.any() and fade.sum() > 20
+    change = out[fade].astype(int) - image[fade]
+    assert change.min() >= 0 and change.max() <= 4
+    blurred = resized_rgb(seen, side, Image.Resampling.BICUBIC)
+    assert np.abs(blurred.astype(int) - image[top:top + side, left:left + side]).max() > 10  # there is detail
+
+
+def test_a_start_is_a_training_anomaly_s_window_around_its_anomaly_on_the_object(window_run):
+    pipe = DualAnoDiffPipeline.from_pretrained(window_run)
+    canvas = pipe.canvas
+    for index in range(12):
+        placement = canvas.place(index, seed=3, starting=True)
+        start = placement["start"]
+        assert placement == canvas.place(index, seed=3, starting=True)  # a function of (seed, index) alone
+        assert start["example"] == placement["example"] < len(window_run.split()["train"])
+        assert start["window"][2] == placement["window"][2]  # the start is drawn at the placement's scale
+        anomaly = canvas._in_start(canvas._masks, start)
+        assert anomaly.sum() == canvas._masks[start["example"]].sum()  # the whole anomaly is inside the window
+        _, objects = _normal(window_run, placement["normal"])
+        top, left, side = placement["window"]
+        best = max((objects[t:t + side, c:c + side] & anomaly).sum()
+                   for t in range(0, 64 - side + 1, 4) for c in range(0, 64 - side + 1, 4))
+        assert (objects[top:top + side, left:left + side] & anomaly).sum() >= 0.5 * best
+    pixels = canvas.start_windows([start])
+    examples = canvas._training_anomalies()[start["example"]]  # (2, 3, W, W): image and anomaly part
+    top, left, side = start["window"]
+    expected = examples[:, :, top:top + side, left:left + side]
+    for flipped, dim in zip(start["flip"], (-1, -2), strict=True):
+        expected = expected.flip(dim) if flipped else expected
+    assert pixels.shape == (1, 2, 3, 16, 16)
+    resized = torch.nn.functional.interpolate(expected, size=16, mode="area")
+    assert (pixels[0] - resized).abs().mean() < 0.05  # (roi_align's bilinear samples against area averages)
+
+
+def test_a_start_noises_the_training_window_to_the_strength_s_timestep(window_run):
+    pipe = DualAnoDiffPipeline.from_pretrained(window_run)
+    records = pipe._place([0, 1], seed=4, placements=None, starting=True)
+    noise = torch.randn(2, 2, 48, 4, 4)
+    latents, first = pipe._start(noise, records, [0, 1], steps=10, strength=0.3)
+    assert first == 7
+    clean = pipe.model.codec.encode(pipe.canvas.start_windows([r["start"] for r in records]).flatten(0, 1))
+    alpha = pipe.noise_scheduler.alphas_cumprod[pipe.scheduler.timesteps[first]]
+    assert torch.allclose(latents, alpha.sqrt() * clean.view_as(noise) + (1 - alpha).sqrt() * noise, atol=1e-5)
+
+
+def test_windows_start_from_training_anomalies_by_default_and_whole_images_from_noise():
+    settings = GenerateSettings(num=1)
+    assert settings.for_run(bcm=False, windowed=True).strength == WINDOW_STRENGTH < 1
+    assert settings.for_run(bcm=False, windowed=False).strength == 1
+    assert GenerateSettings(num=1, strength=1.0).for_run(bcm=False, windowed=True).strength == 1
+    assert "strength" not in settings.for_run(bcm=False, windowed=False).recorded(False)
+
+
+def test_a_started_sample_s_record_is_enough_to_make_it_again(window_run, tmp_path):
+    gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=3, steps=4, seed=1, qc="off", strength=0.5))
+    meta = json.loads((gen.root / "meta.json").read_text())["settings"]
+    assert meta["strength"] == 0.5
+    sample = gen.samples()[2]
+    assert {"example", "start"} <= sample.record.keys()
+    pipe = DualAnoDiffPipeline.from_pretrained(window_run)
+    again = pipe([sample.record["index"]], seed=1, steps=4, guidance=meta["guidance"], strength=0.5,
+                 placements=[sample.record], progress=False)
+    image, _, mask = sample.load()
+    assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
+
+
+def test_a_strength_below_one_needs_a_window_run(synthetic_root, micro_base_dir, tmp_path, capsys):
+    run = train(micro_settings(synthetic_root, micro_base_dir, steps=1), tmp_path / "run")
+    capsys.readouterr()
+    for strength, says in (("0.5", "window-canvas run"), ("0", "--strength")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["generate", str(run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
+                  "--qc", "off", "--strength", strength])
+        error = capsys.readouterr().err
+        assert exit_.value.code == 2 and "Traceback" not in error
+        assert says in error.strip().splitlines()[-1]  # one line, after the model's loading bar
+    assert not list((tmp_path / "gen").glob("*"))  # refused before the GEN was written

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from dualanodiff.cli.app import app, require_options, settings_values
+from dualanodiff.generation.settings import WINDOW_STRENGTH
 from dualanodiff.training.settings import preset_defaults_text
 
 PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
@@ -189,6 +190,12 @@ def _print_outcome(generated: Any) -> None:
               "the summary)")
 
 
+_GENERATE_STRENGTH = typer.Option(None, "--strength", metavar="S",
+                                  help="Window canvas: start from a training anomaly's window noised to S of the "
+                                       f"schedule; 1: from pure noise, the paper (default: {WINDOW_STRENGTH} on "
+                                       "windows, 1 on whole images).")
+
+
 @app.command("generate")
 def generate_command(
     run: Path | None = typer.Argument(None, help="A training run folder."),
@@ -226,6 +233,7 @@ def generate_command(
                                           help="BCM: guidance's unconditional background, grey (released) or black."),
     bcm_noise: str = typer.Option("per_step", "--bcm-noise",
                                   help="BCM: noise the background afresh per step (released) or once (fixed)."),
+    strength: float | None = _GENERATE_STRENGTH,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

@@ -17,6 +17,7 @@ import numpy as np
 
 from dualanodiff.data import load_source
 from dualanodiff.devices import process_device
+from dualanodiff.errors import UserError
 from dualanodiff.generation.generated_set import REJECTS_SHEET, GeneratedSet
 from dualanodiff.generation.pipeline import DualAnoDiffPipeline
 from dualanodiff.generation.qc import REASONS, QualityGate
@@ -43,6 +44,11 @@ def generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings,
     """Make samples 0..num-1 of `settings` into `out` (those not there yet); with several processes, this
     process's share of them."""
     settings.validate()
+    run = run if isinstance(run, Run) else Run.open(run)
+    # (before the GEN folder is touched)
+    if settings.strength is not None and settings.strength < 1 and not run.settings.windowed:
+        raise UserError(f"--strength {settings.strength}: a start from training anomalies' windows needs a "
+                        f"window-canvas run, and {run.root} draws whole images (train with --canvas window)")
     # One writer per GEN folder (with several processes, the first holds it for all of them).
     holder = folder_lock(out, tidy=num_processes == 1) if process_index == 0 else nullcontext()
     with holder:
@@ -56,7 +62,7 @@ def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings
                                                scheduler=settings.scheduler, backgrounds=settings.backgrounds,
                                                compile=settings.compile)
     run, num = pipe.run, settings.num
-    settings = settings.for_run(run.settings.model.bcm)
+    settings = settings.for_run(run.settings.model.bcm, run.settings.windowed)
     gate = QualityGate.for_run(run, settings, pipe.backgrounds) if settings.qc == "on" else None
     generated = GeneratedSet.create(out, method="dualanodiff", object=run.settings.object,
                                     anomaly=run.settings.anomaly,
@@ -96,7 +102,7 @@ def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: Qualit
         output = pipe([index + attempt * settings.num for index in pending], seed=settings.seed,
                       steps=settings.steps, guidance=settings.guidance, segmenter=segmenter,
                       background_every=settings.background_every, bcm_unconditional=settings.bcm_unconditional,
-                      bcm_noise=settings.bcm_noise, progress=False)
+                      bcm_noise=settings.bcm_noise, strength=settings.strength, progress=False)
         rejected = []
         for index, image, part, mask, record in zip(pending, output.images, output.anomaly_parts, output.masks,
                                                     output.records, strict=True):

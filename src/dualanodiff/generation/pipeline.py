@@ -23,6 +23,7 @@ from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
+from dualanodiff.generation.settings import WINDOW_STRENGTH
 from dualanodiff.generation.windows import WindowCanvas
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -127,10 +128,13 @@ class DualAnoDiffPipeline:
     def __call__(self, indices: Iterable[int] | int, *, seed: int = 0, steps: int = 50, guidance: float = 2.5,
                  segmenter: Segmenter | str = "threshold", background_every: int = 50,
                  placements: Sequence[dict[str, Any]] | None = None, bcm_unconditional: str = "grey",
-                 bcm_noise: str = "per_step", progress: bool = True) -> GenerationOutput:
+                 bcm_noise: str = "per_step", strength: float | None = None,
+                 progress: bool = True) -> GenerationOutput:
         """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
-        (from seed and index), or the one in `placements` (a sample's record: `normal` and `window`). BCM's
-        options: see `GenerateSettings`."""
+        (from seed and index), or the one in `placements` (a sample's record: `normal`, `window`, `example` and,
+        with a strength below 1, `start`). `strength` below 1 starts the denoising from a training anomaly's
+        window noised to that share of the schedule (None: the canvas's default); BCM's options and the strength:
+        see `GenerateSettings`."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
@@ -141,7 +145,12 @@ class DualAnoDiffPipeline:
         # Branch noise first, then the background's, from each sample's own generator.
         latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
-        records = self._place(indices, seed, placements)
+        if strength is None:
+            strength = WINDOW_STRENGTH if self.canvas is not None else 1.0
+        records = self._place(indices, seed, placements, starting=strength < 1)
+        first = 0
+        if strength < 1:
+            latents, first = self._start(latents, records, indices, steps, strength)
         background = None
         background_pixels = self._backgrounds(records, indices, seed, background_every)
         if background_pixels is not None and model.config.bcm:
@@ -150,7 +159,7 @@ class DualAnoDiffPipeline:
         store = (AttentionStore(model.anomaly_token_indices(), self.config.resolution)
                  if segmenter.needs_attention else None)
         latents = self._denoise(latents, background, steps=steps, guidance=guidance, store=store,
-                                progress=progress, indices=indices)
+                                progress=progress, indices=indices, first=first)
         pixels = model.codec.decode(latents.flatten(0, 1))
         decoded = to_uint8(pixels).reshape(len(indices), BRANCHES, *pixels.shape[2:], 3)
         attention = store.maps()[-len(indices):].float().cpu().numpy() if store is not None else None
@@ -171,14 +180,34 @@ class DualAnoDiffPipeline:
             output.records.append(record)
         return output
 
-    def _place(self, indices: list[int], seed: int,
-               placements: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        """Each sample's record so far: its seed and, on a window canvas, its normal image and window."""
+    def _place(self, indices: list[int], seed: int, placements: Sequence[dict[str, Any]] | None,
+               starting: bool = False) -> list[dict[str, Any]]:
+        """Each sample's record so far: its seed and, on a window canvas, its normal image, window and training
+        anomaly (`example`), and with `starting` its start."""
         if self.canvas is None:
             return [{"seed": seed} for _ in indices]
         if placements is None:
-            placements = [self.canvas.place(index, seed) for index in indices]
-        return [{"seed": seed, "normal": p["normal"], "window": list(p["window"])} for p in placements]
+            placements = [self.canvas.place(index, seed, starting=starting) for index in indices]
+        keys = ("normal", "window", "example", "start")
+        return [{"seed": seed, **{key: p[key] for key in keys if key in p}} for p in placements]
+
+    def _start(self, noise: torch.Tensor, records: list[dict[str, Any]], indices: list[int], steps: int,
+               strength: float) -> tuple[torch.Tensor, int]:
+        """The starting latents (SDEdit): each sample's training-anomaly window (its record's `start`), noised with
+        the sample's own noise to the timestep `strength` of the way into the schedule; and that timestep's index."""
+        if self.canvas is None:
+            raise UserError("--strength below 1 starts from training anomalies' windows: it needs a window-canvas "
+                            "run (train with --canvas window)")
+        missing = [index for index, record in zip(indices, records, strict=True) if "start" not in record]
+        if missing:
+            raise UserError(f"sample(s) {', '.join(map(str, missing))}: a placement without a start cannot be made "
+                            "again with a strength below 1 (its record has no \"start\")")
+        pixels = self.canvas.start_windows([record["start"] for record in records])
+        clean = self.model.codec.encode(pixels.flatten(0, 1).to(self.device, self.dtype)).view_as(noise)
+        self.scheduler.set_timesteps(steps, device=self.device)
+        first = min(steps - 1, round(steps * (1 - strength)))
+        t = self.scheduler.timesteps[first]
+        return self.noise_scheduler.add_noise(clean, noise, t.expand(len(clean))), first
 
     def _backgrounds(self, records: list[dict[str, Any]], indices: list[int], seed: int,
                      every: int) -> torch.Tensor | None:
@@ -197,8 +226,9 @@ class DualAnoDiffPipeline:
 
     def _denoise(self, latents: torch.Tensor, background: BackgroundStream | None, *,
                  steps: int, guidance: float, store: AttentionStore | None, progress: bool,
-                 indices: list[int]) -> torch.Tensor:
-        """Both branches' latents (b, 2, C, h, w) denoised together, with BCM's background stream."""
+                 indices: list[int], first: int = 0) -> torch.Tensor:
+        """Both branches' latents (b, 2, C, h, w) denoised together from the `first` timestep on, with BCM's
+        background stream."""
         model, streams = self.model, self.model.config.num_streams
         groups, latent_shape = latents.shape[0], latents.shape[2:]
         guided = guidance != 1.0
@@ -206,8 +236,8 @@ class DualAnoDiffPipeline:
         if guided:
             text = torch.cat([model.text_embeddings(groups, unconditional=True), text])
         self.scheduler.set_timesteps(steps, device=self.device)
-        for step, t in enumerate(tqdm(self.scheduler.timesteps, desc="denoising", disable=not progress,
-                                      leave=False)):
+        for step, t in enumerate(tqdm(self.scheduler.timesteps[first:], desc="denoising", disable=not progress,
+                                      leave=False), start=first):
             branches = self.scheduler.scale_model_input(latents, t)
             halves = [branches, branches] if guided else [branches]  # unconditional half first
             if background is not None:

@@ -8,6 +8,7 @@ from dualanodiff.settings import Settings, setting
 
 SCHEDULER_NAMES = ("ddim", "dpm", "pndm")
 GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when BCM is on
+WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from a training anomaly")
 
 
 @dataclass
@@ -33,6 +34,10 @@ class GenerateSettings(Settings):
     # afresh at every step (the released code) or with one noise per sample.
     bcm_unconditional: str = setting("grey", choices=("grey", "black"))
     bcm_noise: str = setting("per_step", choices=("per_step", "fixed"))
+    # 1 denoises from pure noise (the paper); below 1, on a window canvas, from a training anomaly's window noised
+    # to that share of the schedule (SDEdit), so that what is drawn keeps a real anomaly's shape. None: the
+    # canvas's choice, WINDOW_STRENGTH on windows and 1 on whole images.
+    strength: float | None = setting(None, above=0, maximum=1)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -40,17 +45,19 @@ class GenerateSettings(Settings):
     qc_max_off_object: float = setting(0.05, minimum=0, maximum=1)  # of the mask, outside the object
     qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
-    def for_run(self, bcm: bool) -> GenerateSettings:
-        """A copy with the guidance filled in for a run with or without BCM."""
-        if self.guidance is not None:
-            return self
-        return replace(self, guidance=BCM_GUIDANCE if bcm else GUIDANCE)
+    def for_run(self, bcm: bool, windowed: bool) -> GenerateSettings:
+        """A copy with the guidance and the strength filled in for a run with or without BCM, on windows or not."""
+        guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
+        strength = self.strength if self.strength is not None else WINDOW_STRENGTH if windowed else 1.0
+        return replace(self, guidance=guidance, strength=strength)
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
         recorded = {"num": self.num, "steps": self.steps, "guidance": self.guidance, "seed": self.seed,
                     "mask_method": self.mask_method, "scheduler": self.scheduler,
                     "background_every": self.background_every if has_backgrounds else None}
+        if self.strength is not None and self.strength < 1:  # (a GEN made from noise records what it always did)
+            recorded["strength"] = self.strength
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)

@@ -6,17 +6,23 @@ Sample i of seed s takes, from a generator of (s, i) alone:
 - a window side, from the sides of the run's training windows (`Run.windows()`), jittered;
 - a place: of a few on the object (the run's object masks; textures: anywhere), the one that looks most like
   the surroundings of that training anomaly (`data.windows.context_descriptor`).
-Its record holds the normal image's name and the window, which is all `DualAnoDiffPipeline` needs to make the
-same sample again. The mask comes from the drawn anomaly part, scaled to the window and cut to the object; the
-drawn image replaces the normal one inside the mask and fades out over a few pixels around it; the mask then grows
-to every pixel of that fade that visibly differs from the normal image (`_what_changed`), so that what the detector
-is told is normal looks normal. A drawn component that touches the window's edge is dropped (training windows hold
-their anomaly whole).
+Its record holds the normal image's name, the window and the training anomaly it matched, which is all
+`DualAnoDiffPipeline` needs to make the same sample again. With a strength below 1 (`GenerateSettings.strength`)
+the denoising starts from that training anomaly's own window (image and anomaly part) at that noise level rather
+than from pure noise, cut at the sample's side around the anomaly with a random offset and flips (its record's
+`start`), and the place is the one where the object lies in the window as in the start's.
+
+The mask comes from the drawn anomaly part, scaled to the window and cut to the object. The drawn image replaces
+the normal one inside the mask; around it a fade adds what the model changed to the normal image, which keeps the
+normal image's finer detail; the mask then grows to every pixel of that fade that visibly differs from the normal
+image (`_what_changed`), so that what the detector is told is normal looks normal. A drawn component that touches
+the window's edge is dropped (training windows hold their anomaly whole).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,23 +31,29 @@ from PIL import Image
 from scipy import ndimage
 
 from dualanodiff.data import (
+    Window,
+    anomaly_extent,
     context_descriptor,
     crop_windows,
     jitter_side,
     load_rgb,
     load_source,
+    load_training_examples,
     place_window,
     read_mask,
     resized_rgb,
     to_pixels,
+    to_uint8,
 )
 from dualanodiff.errors import DataError
 from dualanodiff.training.run import Run
 
 FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
 PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
+START_STREAM = 11  # and the starting window's apart from both
 CANDIDATES = 32  # places on the object compared with a training anomaly's surroundings
 CHANGE_SHARE = 0.5  # of the median change inside the drawn mask: a pixel changed less than this is not the anomaly
+ON_OBJECT_SLACK = 0.05  # a start's places: those with at least 1 - this of the best share of its anomaly on object
 EDGE_BAND = 1 / 32  # drawn components this close to the window's edge are dropped (2 px of a 64-px window)
 
 
@@ -72,6 +84,9 @@ class WindowCanvas:
         if not self.paths:
             raise DataError(f"{settings.data_root}: none of the normal images {run.root} was trained with is there")
         self._loaded: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._examples: torch.Tensor | None = None  # (N, 2, 3, W, W) training anomalies' I and I_a, when needed
+        self._masks = self._object_masks = np.zeros((0, self.side, self.side), bool)
+        self._extents: list[tuple[float, float, int]] = []
 
     def _load(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """A normal image at the working resolution and its object mask (None when the mask marks no object, or
@@ -83,10 +98,13 @@ class WindowCanvas:
             self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]
 
-    def place(self, index: int, seed: int) -> dict[str, Any]:
-        """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side]}`. The window
-        takes a training anomaly's side, and of `CANDIDATES` places on the object, the one whose surroundings
-        look most like that anomaly's (its context descriptor)."""
+    def place(self, index: int, seed: int, *, starting: bool = False) -> dict[str, Any]:
+        """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side], "example": k}`.
+        The window takes training anomaly k's side, and of `CANDIDATES` places on the object, the one whose
+        surroundings look most like that anomaly's (its context descriptor). `starting` (a strength below 1) also
+        draws the sample's `start` and places it where the object lies in the window as it lies in the start's
+        (the largest overlap of the two object masks, of the places that keep the most of the start's anomaly on
+        the object), so that the anomaly sits on the object where its training anomaly sat."""
         rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
         name = self.paths[int(rng.integers(len(self.paths)))].stem
         image, objects = self._load(name)
@@ -98,8 +116,80 @@ class WindowCanvas:
             inside = np.argwhere(objects)
             candidates = inside[rng.integers(len(inside), size=CANDIDATES)] + 0.5
         windows = [place_window(row, column, side, *image.shape[:2]) for row, column in candidates]
-        distances = [np.abs(context_descriptor(image, window) - self.contexts[example]).sum() for window in windows]
-        return {"normal": name, "window": list(windows[int(np.argmin(distances))])}
+        costs = np.array([np.abs(context_descriptor(image, window) - self.contexts[example]).sum()
+                          for window in windows])
+        placement: dict[str, Any] = {"normal": name, "example": example}
+        if starting:
+            placement["start"] = self.start(index, seed, example, side)
+            if objects is not None:
+                anomaly, layout = (self._in_start(masks, placement["start"]) for masks in (self._masks,
+                                                                                          self._object_masks))
+                cuts = [self._cut(objects, window) for window in windows]
+                on_object = np.array([(cut & anomaly).sum() for cut in cuts])
+                overlap = np.array([(cut & layout).sum() / max(1, (cut | layout).sum()) for cut in cuts])
+                costs = np.where(on_object >= on_object.max() * (1 - ON_OBJECT_SLACK), -overlap, np.inf)
+        placement["window"] = list(windows[int(np.argmin(costs))])
+        return placement
+
+    @staticmethod
+    def _cut(array: np.ndarray, window: Window) -> np.ndarray:
+        top, left, side = window
+        return array[top:top + side, left:left + side]
+
+    def _in_start(self, masks: np.ndarray, start: dict[str, Any]) -> np.ndarray:
+        """The start's training anomaly's mask of `masks` (the anomalies' or their object masks) in its window,
+        flipped as the start is (working-resolution pixels)."""
+        self._training_anomalies()
+        mask = self._cut(masks[start["example"]], tuple(start["window"]))
+        for flipped, axis in zip(start["flip"], (1, 0), strict=True):
+            mask = np.flip(mask, axis) if flipped else mask
+        return mask
+
+    def _training_anomalies(self) -> torch.Tensor:
+        """The run's training anomalies (never a held-out one) at the working resolution: (N, 2, 3, W, W), image
+        and anomaly part, in the order of `Run.windows()`'s sides (the split's)."""
+        if self._examples is None:
+            settings = self.run.settings
+            samples = {sample.name: sample for sample in
+                       load_source(settings.data_root, settings.layout).anomaly_samples(settings.object,
+                                                                                        settings.anomaly)}
+            names = self.run.split()["train"]
+            missing = [name for name in names if name not in samples]
+            if missing:
+                raise DataError(f"{settings.data_root}: the run's training anomaly {missing[0]} is not there "
+                                "(a start from training anomalies needs them)")
+            examples = load_training_examples([samples[name] for name in names], self.side)
+            self._examples = torch.stack([examples.images, examples.parts], dim=1)
+            self._masks = examples.masks[:, 0].bool().numpy()
+            self._object_masks = np.stack([read_mask(self.run.object_mask_path("anomaly", Path(name).stem))
+                                           for name in names])  # (a window-canvas run writes them as it trains)
+            self._extents = [anomaly_extent(mask) for mask in self._masks]
+        return self._examples
+
+    def start(self, index: int, seed: int, example: int, side: int) -> dict[str, Any]:
+        """Sample `index`'s starting window: training anomaly `example`'s window of `side`, moved by up to the slack
+        between window and anomaly and flipped where the run allows it (as training windows are)."""
+        self._training_anomalies()
+        rng = np.random.default_rng([seed, index, START_STREAM])
+        centre_row, centre_column, extent = self._extents[example]
+        slack = max(side - extent, 0) / 2
+        row, column = centre_row + slack * (2 * rng.random() - 1), centre_column + slack * (2 * rng.random() - 1)
+        allowed = (self.run.settings.flip_horizontal, self.run.settings.flip_vertical)
+        flips = [bool(enabled and rng.random() < 0.5) for enabled in allowed]
+        return {"example": example, "window": list(place_window(row, column, side, self.side, self.side)),
+                "flip": flips}
+
+    def start_windows(self, starts: Sequence[dict[str, Any]]) -> torch.Tensor:
+        """The starts' windows of image and anomaly part, as model input (K, 2, 3, R, R) in [-1, 1]."""
+        examples = self._training_anomalies()
+        cut = crop_windows(examples.flatten(1, 2), [start["example"] for start in starts],
+                           [tuple(start["window"]) for start in starts], self.size)
+        cut = cut.view(len(starts), 2, 3, self.size, self.size)
+        for k, start in enumerate(starts):
+            for flipped, dim in zip(start["flip"], (-1, -2), strict=True):
+                if flipped:
+                    cut[k] = cut[k].flip(dim)
+        return cut
 
     def crop(self, images: Sequence[np.ndarray], placements: Sequence[dict[str, Any]]) -> torch.Tensor:
         """The placements' windows of uint8 working-resolution images, as model input (K, 3, R, R) in [-1, 1]."""
@@ -124,9 +214,16 @@ class WindowCanvas:
         if mask.any():
             feather = max(2.0, FEATHER * side)
             weight = np.clip(1 - ndimage.distance_transform_edt(~mask[window]) / feather, 0, 1) * inside
-            blended = image[window] * (1 - weight[..., None]) + drawn * weight[..., None]
+            # Around the anomaly the fade adds what the model changed, not what it could not draw: the normal
+            # window as the model sees it (at its input side) is taken from the drawn one, so the normal image's
+            # finer detail (a machined surface's grooves) stays, where pasting the drawn pixels would blur it.
+            seen = self.crop([image], [placement])[0]
+            seen = resized_rgb(to_uint8(seen[None])[0], side, Image.Resampling.BICUBIC).astype(np.float32)
+            around = image[window] + (drawn - seen)
+            blended = np.where(mask[window][..., None], drawn, around)
+            blended = image[window] * (1 - weight[..., None]) + blended * weight[..., None]
             touched = weight > 0
-            out[window][touched] = np.round(blended[touched]).astype(np.uint8)
+            out[window][touched] = np.round(np.clip(blended[touched], 0, 255)).astype(np.uint8)
             mask[window] = _what_changed(out[window], image[window], mask[window], touched)
         part = np.where(mask[..., None], out, 0).astype(np.uint8)
         return out, part, mask
