@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,3 +122,25 @@ def test_vanishing_test_masks_are_reported(synthetic_root, washer_gens, tmp_path
     with pytest.raises(UserError, match="every test mask vanishes at 32 px"):
         evaluate_localization(load_source(synthetic_root), [washer_gens["croppaste-rust"]], Path(tmp_path),
                               settings=TINY, device="cpu")
+
+
+def test_a_seed_gives_the_same_result_in_any_process_and_older_seed_files_are_trained_again(
+        synthetic_root, washer_gens, tmp_path, monkeypatch):
+    source = load_source(synthetic_root)
+    gens = [washer_gens["croppaste-crack"], washer_gens["croppaste-rust"]]
+    one = replace(TINY, seeds=1)
+    torch.manual_seed(1)  # another process's global generator
+    first = evaluate_localization(source, gens, tmp_path / "a", settings=one, device="cpu")
+    torch.manual_seed(2)
+    again = evaluate_localization(source, gens, tmp_path / "b", settings=one, device="cpu")
+    assert again["per_seed"] == first["per_seed"]
+
+    # A seed file from before the initial weights were seeded does not stand for its seed.
+    seed_file = tmp_path / "b" / "seeds" / "seed_0.json"
+    saved = read_json(seed_file)
+    saved["fingerprint"].pop("initial_weights")
+    seed_file.write_text(json.dumps(saved))
+    trained = []
+    monkeypatch.setattr(localization, "train", lambda *args, **kwargs: trained.append(1) or [0.0])
+    evaluate_localization(source, gens, tmp_path / "b", settings=one, device="cpu")
+    assert trained == [1]

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from dualanodiff.data import DataSource, load_images
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.fitting import Schedule, predict, train
+from dualanodiff.evaluate.fitting import Schedule, predict, seeded, train
 from dualanodiff.evaluate.networks import resnet18_classifier
 from dualanodiff.evaluate.sets import held_out, load_generated, open_generated_sets
 from dualanodiff.evaluate.settings import METRICS_FILE
@@ -72,7 +72,7 @@ def evaluate_classification(source: DataSource, gen_dirs: Sequence[str | Path], 
                         f"got only {classes[0]!r}")
     test_side = held_out(source, generated, need_normal=False)
     size = settings.resolution
-    model, backbone = resnet18_classifier(len(classes), backbone_weights)
+    model, backbone = seeded(settings.seed, lambda: resnet18_classifier(len(classes), backbone_weights))
     schedule = settings.schedule(pretrained=backbone_weights is not None)
 
     train_parts = [load_generated(g, size)[0] for g in generated]

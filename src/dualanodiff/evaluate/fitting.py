@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from dualanodiff.evaluate.imaging import batches, imagenet_normalize, to_tensor
 from dualanodiff.progress import progress
 
 JITTER = 0.1
+Built = TypeVar("Built")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,14 @@ def _inputs(images: np.ndarray, device: torch.device, normalize: bool,
     if generator is not None:
         batch = _jitter(batch, generator)
     return imagenet_normalize(batch) if normalize else batch
+
+
+def seeded(seed: int, build: Callable[[], Built]) -> Built:
+    """`build()` with torch's global generator set to `seed`, so that the seed fixes a network's initial weights
+    too: torch seeds that generator afresh in every process, and without this the same seed trained a different
+    network each run (one croppaste seed read 67.4 and 91.1 pixel AP)."""
+    torch.manual_seed(seed)
+    return build()
 
 
 def train(model: nn.Module, images: np.ndarray, targets: np.ndarray,

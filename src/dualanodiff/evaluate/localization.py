@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from dualanodiff.data import DataSource, load_anomalies, load_images
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.fitting import Schedule, predict, train
+from dualanodiff.evaluate.fitting import Schedule, predict, seeded, train
 from dualanodiff.evaluate.metrics import METRIC_KEYS, ranking_metrics
 from dualanodiff.evaluate.networks import DiscriminativeUNet, focal_loss
 from dualanodiff.evaluate.sets import HeldOut, held_out, load_generated, open_generated_sets
@@ -77,7 +77,7 @@ def score_test_set(maps: np.ndarray, test: HeldOutImages, filter_size: int) -> d
 
 
 def _fingerprint(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A seed's fingerprint without the number of seeds (older seed files hold it)."""
+    """What a seed's result depends on: the record without the number of seeds."""
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         return record
     return {**record, "settings": {k: v for k, v in record["settings"].items() if k != "seeds"}}
@@ -155,9 +155,11 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
     generated_info = [{"path": str(g.root), "method": g.method, "anomaly": g.anomaly,
                        "samples": len(g.completed_indices())} for g in generated]
     # What a finished seed must match to be reused on a re-run (not the number of seeds: asking for more keeps the
-    # seeds already trained).
+    # seeds already trained). Seed files without "initial_weights" come from networks whose first weights the seed
+    # did not fix, so they are trained again.
     fingerprint = _fingerprint({"settings": settings.to_dict(), "generated": generated_info,
-                                "test_images": test_images, "normal_train": train_counts["normal"]})
+                                "test_images": test_images, "normal_train": train_counts["normal"],
+                                "initial_weights": "seeded"})
     per_seed = []
     maps, example_seed = None, 0
     for seed in progress(range(settings.seeds), desc=f"localization {object}", unit="seed"):
@@ -166,7 +168,7 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
         if _fingerprint(saved.get("fingerprint")) == fingerprint:
             per_seed.append(saved["result"])
             continue
-        model = DiscriminativeUNet(settings.base_width)
+        model = seeded(seed, lambda: DiscriminativeUNet(settings.base_width))
         losses = train(model, train_images, train_masks, focal_loss, schedule, seed=seed, device=torch_device,
                        normalize=False, description=f"U-Net seed {seed}")
         maps = predict(model, test.images, batch_size=schedule.batch_size, device=torch_device, normalize=False,
