@@ -11,9 +11,10 @@ Protocol (SPEC section 5, without the released code's leak):
   probability); image AUROC / AP / F1-max from the maximum of the anomaly map after a mean filter of 21 px at
   256 px (scaled with the resolution), as DRAEM does. Per anomaly type: that type's images plus all normal test
   images; overall: every test image.
-- `seeds` networks (seeds 0..seeds-1): metrics.json holds the means over seeds, their sample standard deviation
-  ("std", 0 for one seed) and each seed's figures. Each finished seed is kept in `OUT/seeds/`, so a stopped run
-  resumes with the next seed.
+- `seeds` networks (seeds 0..seeds-1; a seed fixes its network's first weights, the order of the pairs and the
+  jitter, so seed k of one method is trained like seed k of another, in any run): metrics.json holds the means
+  over seeds, their sample standard deviation ("std", 0 for one seed) and each seed's figures. Each finished seed
+  is kept in `OUT/seeds/`, so a stopped run resumes with the next seed.
 """
 
 from __future__ import annotations
