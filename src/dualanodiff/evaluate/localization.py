@@ -78,7 +78,9 @@ def score_test_set(maps: np.ndarray, test: HeldOutImages, filter_size: int) -> d
 
 
 def _fingerprint(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What a seed's result depends on: the record without the number of seeds."""
+    """What a seed's result depends on: the record without the number of seeds (asking for more keeps the seeds
+    already trained). Seed files without "initial_weights" come from networks whose first weights the seed did not
+    fix, so they do not match and are trained again."""
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         return record
     return {**record, "settings": {k: v for k, v in record["settings"].items() if k != "seeds"}}
@@ -155,9 +157,7 @@ def evaluate_localization(source: DataSource, gen_dirs: Sequence[str | Path], ou
     test_images["good"] = [path.name for path in test_side.normal]
     generated_info = [{"path": str(g.root), "method": g.method, "anomaly": g.anomaly,
                        "samples": len(g.completed_indices())} for g in generated]
-    # What a finished seed must match to be reused on a re-run (not the number of seeds: asking for more keeps the
-    # seeds already trained). Seed files without "initial_weights" come from networks whose first weights the seed
-    # did not fix, so they are trained again.
+    # What a finished seed must match to be reused on a re-run (see _fingerprint).
     fingerprint = _fingerprint({"settings": settings.to_dict(), "generated": generated_info,
                                 "test_images": test_images, "normal_train": train_counts["normal"],
                                 "initial_weights": "seeded"})
