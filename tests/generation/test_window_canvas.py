@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from dualanodiff.cli import main
 from dualanodiff.data import load_rgb, read_mask, resized_rgb, to_uint8
+from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
 from dualanodiff.generation.settings import WINDOW_STRENGTH
 from dualanodiff.generation.windows import FEATHER
@@ -216,6 +217,8 @@ def test_windows_start_from_training_anomalies_by_default_and_whole_images_from_
     assert settings.for_run(bcm=False, windowed=False).strength == 1
     assert GenerateSettings(num=1, strength=1.0).for_run(bcm=False, windowed=True).strength == 1
     assert "strength" not in settings.for_run(bcm=False, windowed=False).recorded(False)
+    with pytest.raises(UserError, match="window-canvas run"):
+        GenerateSettings(num=1, strength=0.5).for_run(bcm=False, windowed=False)
 
 
 def test_a_started_sample_s_record_is_enough_to_make_it_again(window_run, tmp_path):

@@ -17,7 +17,6 @@ import numpy as np
 
 from dualanodiff.data import load_source
 from dualanodiff.devices import process_device
-from dualanodiff.errors import UserError
 from dualanodiff.generation.generated_set import REJECTS_SHEET, GeneratedSet
 from dualanodiff.generation.pipeline import DualAnoDiffPipeline
 from dualanodiff.generation.qc import REASONS, QualityGate
@@ -43,26 +42,22 @@ def generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings,
              num_processes: int = 1) -> GeneratedSet:
     """Make samples 0..num-1 of `settings` into `out` (those not there yet); with several processes, this
     process's share of them."""
-    settings.validate()
     run = run if isinstance(run, Run) else Run.open(run)
-    # (before the GEN folder is touched)
-    if settings.strength is not None and settings.strength < 1 and not run.settings.windowed:
-        raise UserError(f"--strength {settings.strength}: a start from training anomalies' windows needs a "
-                        f"window-canvas run, and {run.root} draws whole images (train with --canvas window)")
+    # The run's defaults filled in (and a strength it cannot draw with refused) before the GEN folder is touched.
+    settings = settings.validate().for_run(run.settings.model.bcm, run.settings.windowed)
     # One writer per GEN folder (with several processes, the first holds it for all of them).
     holder = folder_lock(out, tidy=num_processes == 1) if process_index == 0 else nullcontext()
     with holder:
         return _generate(run, out, settings, process_index, num_processes)
 
 
-def _generate(run: Run | str | Path, out: str | Path, settings: GenerateSettings, process_index: int,
+def _generate(run: Run, out: str | Path, settings: GenerateSettings, process_index: int,
               num_processes: int) -> GeneratedSet:
     segmenter = load_segmenter(settings.mask_method)  # a bad mask method fails before the model loads
     pipe = DualAnoDiffPipeline.from_pretrained(run, device=process_device(settings.device),
                                                scheduler=settings.scheduler, backgrounds=settings.backgrounds,
                                                compile=settings.compile)
     run, num = pipe.run, settings.num
-    settings = settings.for_run(run.settings.model.bcm, run.settings.windowed)
     gate = QualityGate.for_run(run, settings, pipe.backgrounds) if settings.qc == "on" else None
     generated = GeneratedSet.create(out, method="dualanodiff", object=run.settings.object,
                                     anomaly=run.settings.anomaly,

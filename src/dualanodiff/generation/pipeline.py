@@ -23,7 +23,7 @@ from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
-from dualanodiff.generation.settings import WINDOW_STRENGTH
+from dualanodiff.generation.settings import canvas_strength
 from dualanodiff.generation.windows import WindowCanvas
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -145,8 +145,7 @@ class DualAnoDiffPipeline:
         # Branch noise first, then the background's, from each sample's own generator.
         latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
-        if strength is None:
-            strength = WINDOW_STRENGTH if self.canvas is not None else 1.0
+        strength = canvas_strength(strength, windowed=self.canvas is not None)
         records = self._place(indices, seed, placements, starting=strength < 1)
         first = 0
         if strength < 1:
@@ -195,9 +194,6 @@ class DualAnoDiffPipeline:
                strength: float) -> tuple[torch.Tensor, int]:
         """The starting latents (SDEdit): each sample's training-anomaly window (its record's `start`), noised with
         the sample's own noise to the timestep `strength` of the way into the schedule; and that timestep's index."""
-        if self.canvas is None:
-            raise UserError("--strength below 1 starts from training anomalies' windows: it needs a window-canvas "
-                            "run (train with --canvas window)")
         missing = [index for index, record in zip(indices, records, strict=True) if "start" not in record]
         if missing:
             raise UserError(f"sample(s) {', '.join(map(str, missing))}: a placement without a start cannot be made "

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from dualanodiff.errors import UserError
 from dualanodiff.settings import Settings, setting
 
 SCHEDULER_NAMES = ("ddim", "dpm", "pndm")
 GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when BCM is on
 WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from a training anomaly")
+
+
+def canvas_strength(strength: float | None, windowed: bool) -> float:
+    """The strength a run draws with: `strength`, or the canvas's default (WINDOW_STRENGTH on windows, 1 on whole
+    images). Below 1 is refused on whole images, which have no training anomaly's window to start from."""
+    if strength is None:
+        return WINDOW_STRENGTH if windowed else 1.0
+    if strength < 1 and not windowed:
+        raise UserError(f"--strength {strength}: a start from training anomalies' windows needs a window-canvas "
+                        "run, and this one draws whole images (train with --canvas window)")
+    return strength
 
 
 @dataclass
@@ -48,8 +60,7 @@ class GenerateSettings(Settings):
     def for_run(self, bcm: bool, windowed: bool) -> GenerateSettings:
         """A copy with the guidance and the strength filled in for a run with or without BCM, on windows or not."""
         guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
-        strength = self.strength if self.strength is not None else WINDOW_STRENGTH if windowed else 1.0
-        return replace(self, guidance=guidance, strength=strength)
+        return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed))
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
