@@ -182,15 +182,16 @@ def test_a_start_is_a_training_anomaly_s_window_around_its_anomaly_on_the_object
         assert placement == canvas.place(index, seed=3, starting=True)  # a function of (seed, index) alone
         assert start["example"] == placement["example"] < len(window_run.split()["train"])
         assert start["window"][2] == placement["window"][2]  # the start is drawn at the placement's scale
-        anomaly = canvas._in_start(canvas._masks, start)
-        assert anomaly.sum() == canvas._masks[start["example"]].sum()  # the whole anomaly is inside the window
+        masks = canvas._training.masks
+        anomaly = canvas._in_start(masks, start)
+        assert anomaly.sum() == masks[start["example"]].sum()  # the whole anomaly is inside the window
         _, objects = _normal(window_run, placement["normal"])
         top, left, side = placement["window"]
         best = max((objects[t:t + side, c:c + side] & anomaly).sum()
                    for t in range(0, 64 - side + 1, 4) for c in range(0, 64 - side + 1, 4))
         assert (objects[top:top + side, left:left + side] & anomaly).sum() >= 0.5 * best
     pixels = canvas.start_windows([start])
-    examples = canvas._training_anomalies()[start["example"]]  # (2, 3, W, W): image and anomaly part
+    examples = canvas._training.pixels[start["example"]]  # (2, 3, W, W): image and anomaly part
     top, left, side = start["window"]
     expected = examples[:, :, top:top + side, left:left + side]
     for flipped, dim in zip(start["flip"], (-1, -2), strict=True):

@@ -22,8 +22,9 @@ the window's edge is dropped (training windows hold their anomaly whole).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -68,6 +69,13 @@ def _inside_the_window(mask: np.ndarray) -> np.ndarray:
     return mask & ~np.isin(labels, edge[edge > 0])
 
 
+class TrainingAnomalies(NamedTuple):
+    pixels: torch.Tensor  # (N, 2, 3, W, W): image and anomaly part, [-1, 1]
+    masks: np.ndarray  # (N, W, W) bool: the anomaly masks
+    object_masks: np.ndarray  # (N, W, W) bool: the object in each anomaly image
+    extents: list[tuple[float, float, int]]  # each anomaly's centre row, centre column and extent
+
+
 class WindowCanvas:
     def __init__(self, run: Run):
         settings = run.settings
@@ -84,9 +92,6 @@ class WindowCanvas:
         if not self.paths:
             raise DataError(f"{settings.data_root}: none of the normal images {run.root} was trained with is there")
         self._loaded: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        self._examples: torch.Tensor | None = None  # (N, 2, 3, W, W) training anomalies' I and I_a, when needed
-        self._masks = self._object_masks = np.zeros((0, self.side, self.side), bool)
-        self._extents: list[tuple[float, float, int]] = []
 
     def _load(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """A normal image at the working resolution and its object mask (None when the mask marks no object, or
@@ -122,8 +127,8 @@ class WindowCanvas:
         if starting:
             placement["start"] = self.start(index, seed, example, side)
             if objects is not None:
-                anomaly, layout = (self._in_start(masks, placement["start"]) for masks in (self._masks,
-                                                                                          self._object_masks))
+                anomaly, layout = (self._in_start(masks, placement["start"])
+                                   for masks in (self._training.masks, self._training.object_masks))
                 cuts = [self._cut(objects, window) for window in windows]
                 on_object = np.array([(cut & anomaly).sum() for cut in cuts])
                 overlap = np.array([(cut & layout).sum() / max(1, (cut | layout).sum()) for cut in cuts])
@@ -139,39 +144,36 @@ class WindowCanvas:
     def _in_start(self, masks: np.ndarray, start: dict[str, Any]) -> np.ndarray:
         """The start's training anomaly's mask of `masks` (the anomalies' or their object masks) in its window,
         flipped as the start is (working-resolution pixels)."""
-        self._training_anomalies()
         mask = self._cut(masks[start["example"]], tuple(start["window"]))
         for flipped, axis in zip(start["flip"], (1, 0), strict=True):
             mask = np.flip(mask, axis) if flipped else mask
         return mask
 
-    def _training_anomalies(self) -> torch.Tensor:
-        """The run's training anomalies (never a held-out one) at the working resolution: (N, 2, 3, W, W), image
-        and anomaly part, in the order of `Run.windows()`'s sides (the split's)."""
-        if self._examples is None:
-            settings = self.run.settings
-            samples = {sample.name: sample for sample in
-                       load_source(settings.data_root, settings.layout).anomaly_samples(settings.object,
-                                                                                        settings.anomaly)}
-            names = self.run.split()["train"]
-            missing = [name for name in names if name not in samples]
-            if missing:
-                raise DataError(f"{settings.data_root}: the run's training anomaly {missing[0]} is not there "
-                                "(a start from training anomalies needs them)")
-            examples = load_training_examples([samples[name] for name in names], self.side)
-            self._examples = torch.stack([examples.images, examples.parts], dim=1)
-            self._masks = examples.masks[:, 0].bool().numpy()
-            self._object_masks = np.stack([read_mask(self.run.object_mask_path("anomaly", Path(name).stem))
-                                           for name in names])  # (a window-canvas run writes them as it trains)
-            self._extents = [anomaly_extent(mask) for mask in self._masks]
-        return self._examples
+    @cached_property
+    def _training(self) -> TrainingAnomalies:
+        """The run's training anomalies (never a held-out one) at the working resolution, in the order of
+        `Run.windows()`'s sides (the split's); read when a start first needs them."""
+        settings = self.run.settings
+        samples = {sample.name: sample for sample in
+                   load_source(settings.data_root, settings.layout).anomaly_samples(settings.object,
+                                                                                    settings.anomaly)}
+        names = self.run.split()["train"]
+        missing = [name for name in names if name not in samples]
+        if missing:
+            raise DataError(f"{settings.data_root}: the run's training anomaly {missing[0]} is not there "
+                            "(a start from training anomalies needs them)")
+        examples = load_training_examples([samples[name] for name in names], self.side)
+        masks = examples.masks[:, 0].bool().numpy()
+        object_masks = np.stack([read_mask(self.run.object_mask_path("anomaly", Path(name).stem))
+                                 for name in names])  # (a window-canvas run writes them as it trains)
+        return TrainingAnomalies(torch.stack([examples.images, examples.parts], dim=1), masks, object_masks,
+                                 [anomaly_extent(mask) for mask in masks])
 
     def start(self, index: int, seed: int, example: int, side: int) -> dict[str, Any]:
         """Sample `index`'s starting window: training anomaly `example`'s window of `side`, moved by up to the slack
         between window and anomaly and flipped where the run allows it (as training windows are)."""
-        self._training_anomalies()
         rng = np.random.default_rng([seed, index, START_STREAM])
-        centre_row, centre_column, extent = self._extents[example]
+        centre_row, centre_column, extent = self._training.extents[example]
         slack = max(side - extent, 0) / 2
         row, column = centre_row + slack * (2 * rng.random() - 1), centre_column + slack * (2 * rng.random() - 1)
         allowed = (self.run.settings.flip_horizontal, self.run.settings.flip_vertical)
@@ -181,7 +183,7 @@ class WindowCanvas:
 
     def start_windows(self, starts: Sequence[dict[str, Any]]) -> torch.Tensor:
         """The starts' windows of image and anomaly part, as model input (K, 2, 3, R, R) in [-1, 1]."""
-        examples = self._training_anomalies()
+        examples = self._training.pixels
         cut = crop_windows(examples.flatten(1, 2), [start["example"] for start in starts],
                            [tuple(start["window"]) for start in starts], self.size)
         cut = cut.view(len(starts), 2, 3, self.size, self.size)
