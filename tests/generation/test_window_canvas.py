@@ -13,7 +13,7 @@ from dualanodiff.cli import main
 from dualanodiff.data import load_rgb, read_mask, resized_rgb, to_uint8
 from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
-from dualanodiff.generation.settings import WINDOW_STRENGTH
+from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_STRENGTH
 from dualanodiff.generation.windows import FEATHER
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import Run, train
@@ -235,14 +235,63 @@ def test_a_started_sample_s_record_is_enough_to_make_it_again(window_run, tmp_pa
     assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
 
 
-def test_a_strength_below_one_needs_a_window_run(synthetic_root, micro_base_dir, tmp_path, capsys):
+def test_a_strength_below_one_or_training_colours_need_a_window_run(synthetic_root, micro_base_dir, tmp_path,
+                                                                      capsys):
     run = train(micro_settings(synthetic_root, micro_base_dir, steps=1), tmp_path / "run")
     capsys.readouterr()
-    for strength, says in (("0.5", "window-canvas run"), ("0", "--strength")):
+    for option, says in ((["--strength", "0.5"], "window-canvas run"), (["--strength", "0"], "--strength"),
+                         (["--colours", "training"], "window-canvas run"), (["--colours", "red"], "--colours")):
         with pytest.raises(SystemExit) as exit_:
             main(["generate", str(run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
-                  "--qc", "off", "--strength", strength])
+                  "--qc", "off", *option])
         error = capsys.readouterr().err
         assert exit_.value.code == 2 and "Traceback" not in error
         assert says in error.strip().splitlines()[-1]  # one line, after the model's loading bar
     assert not list((tmp_path / "gen").glob("*"))  # refused before the GEN was written
+
+
+def test_painting_by_rank_gives_the_palette_s_colours_in_the_drawn_brightness_order():
+    from dualanodiff.generation.windows import _paint_by_rank
+
+    image = np.full((24, 24, 3), 150, np.uint8)
+    mask = np.zeros((24, 24), bool)
+    mask[8:16, 4:20] = True
+    image[8:16, 4:20] = 110  # a soft stroke: its rim mid-grey ...
+    image[10:14, 6:18] = 60  # ... its core dark
+    palette = np.array([[70, 60, 55]] * 3 + [[200, 190, 185]], np.uint8)  # three quarters crack, a quarter rim
+    painted = _paint_by_rank(image, mask, palette)
+    assert np.array_equal(painted[~mask], image[~mask])  # only the mask is painted
+    colours, counts = np.unique(painted[mask], axis=0, return_counts=True)
+    assert {tuple(colour) for colour in colours} == {(70, 60, 55), (200, 190, 185)}
+    assert counts[0] / counts.sum() == pytest.approx(0.75, abs=0.02)  # the palette's shares
+    assert (painted[10:14, 6:18] == [70, 60, 55]).all()  # the core takes the darkest colours
+    core = np.zeros_like(mask)
+    core[10:14, 6:18] = True
+    assert not ((painted == [200, 190, 185]).all(axis=-1) & core).any()  # the palette's brightest, the rim
+
+
+def test_windows_paint_training_colours_by_default_and_whole_images_keep_the_drawn_ones():
+    settings = GenerateSettings(num=1)
+    assert settings.for_run(bcm=False, windowed=True).colours == WINDOW_COLOURS == "training"
+    assert settings.for_run(bcm=False, windowed=True).recorded(False)["colours"] == "training"
+    assert settings.for_run(bcm=False, windowed=False).colours == "drawn"
+    assert "colours" not in settings.for_run(bcm=False, windowed=False).recorded(False)
+    with pytest.raises(UserError, match="window-canvas run"):
+        GenerateSettings(num=1, colours="training").for_run(bcm=False, windowed=False)
+
+
+def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the_mask(window_run):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    placement = canvas.place(1, seed=0)
+    seen = to_uint8(canvas.crop([canvas._load(placement["normal"])[0]], [placement]))[0]
+    drawn_mask = np.zeros(seen.shape[:2], bool)
+    drawn_mask[5:11, 6:10] = True
+    drawn = seen.copy()
+    drawn[drawn_mask] = 30  # a dark square
+    as_drawn, _, mask = canvas.compose(placement, drawn, drawn_mask, colours="drawn")
+    painted, part, painted_mask = canvas.compose(placement, drawn, drawn_mask, colours="training")
+    assert mask.any() and np.array_equal(mask, painted_mask)
+    assert np.array_equal(painted[~mask], as_drawn[~mask])
+    palette = {tuple(colour) for colour in canvas._palettes[placement["example"]]}
+    assert {tuple(colour) for colour in painted[mask]} <= palette
+    assert np.array_equal(part[mask], painted[mask]) and not part[~mask].any()

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from dualanodiff.cli.app import app, require_options, settings_values
-from dualanodiff.generation.settings import WINDOW_STRENGTH
+from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_STRENGTH
 from dualanodiff.training.settings import preset_defaults_text
 
 PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
@@ -194,6 +194,10 @@ _GENERATE_STRENGTH = typer.Option(None, "--strength", metavar="S",
                                   help="Window canvas: start from a training anomaly's window noised to S of the "
                                        f"schedule; 1: from pure noise, the paper (default: {WINDOW_STRENGTH} on "
                                        "windows, 1 on whole images).")
+_GENERATE_COLOURS = typer.Option(None, "--colours",
+                                 help="Window canvas: drawn (the anomaly as the model drew it) or training (painted "
+                                      "with its training anomaly's colours in the order of the drawn brightness; "
+                                      f"default: {WINDOW_COLOURS} on windows, drawn on whole images).")
 
 
 @app.command("generate")
@@ -234,6 +238,7 @@ def generate_command(
     bcm_noise: str = typer.Option("per_step", "--bcm-noise",
                                   help="BCM: noise the background afresh per step (released) or once (fixed)."),
     strength: float | None = _GENERATE_STRENGTH,
+    colours: str | None = _GENERATE_COLOURS,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

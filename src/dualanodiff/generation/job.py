@@ -97,7 +97,8 @@ def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: Qualit
         output = pipe([index + attempt * settings.num for index in pending], seed=settings.seed,
                       steps=settings.steps, guidance=settings.guidance, segmenter=segmenter,
                       background_every=settings.background_every, bcm_unconditional=settings.bcm_unconditional,
-                      bcm_noise=settings.bcm_noise, strength=settings.strength, progress=False)
+                      bcm_noise=settings.bcm_noise, strength=settings.strength, colours=settings.colours,
+                      progress=False)
         rejected = []
         for index, image, part, mask, record in zip(pending, output.images, output.anomaly_parts, output.masks,
                                                     output.records, strict=True):

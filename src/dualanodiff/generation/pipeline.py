@@ -23,7 +23,7 @@ from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
-from dualanodiff.generation.settings import canvas_strength
+from dualanodiff.generation.settings import canvas_colours, canvas_strength
 from dualanodiff.generation.windows import WindowCanvas
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -128,13 +128,14 @@ class DualAnoDiffPipeline:
     def __call__(self, indices: Iterable[int] | int, *, seed: int = 0, steps: int = 50, guidance: float = 2.5,
                  segmenter: Segmenter | str = "threshold", background_every: int = 50,
                  placements: Sequence[dict[str, Any]] | None = None, bcm_unconditional: str = "grey",
-                 bcm_noise: str = "per_step", strength: float | None = None,
+                 bcm_noise: str = "per_step", strength: float | None = None, colours: str | None = None,
                  progress: bool = True) -> GenerationOutput:
         """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
         (from seed and index), or the one in `placements` (a sample's record: `normal`, `window`, `example` and,
         with a strength below 1, `start`). `strength` below 1 starts the denoising from a training anomaly's
-        window noised to that share of the schedule (None: the canvas's default); BCM's options and the strength:
-        see `GenerateSettings`."""
+        window noised to that share of the schedule (None: the canvas's default); `colours` "training" paints each
+        anomaly with its training anomaly's colours (None: the canvas's default); BCM's options, the strength and the
+        colours: see `GenerateSettings`."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
@@ -146,6 +147,7 @@ class DualAnoDiffPipeline:
         latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
         strength = canvas_strength(strength, windowed=self.canvas is not None)
+        colours = canvas_colours(colours, windowed=self.canvas is not None)
         records = self._place(indices, seed, placements, starting=strength < 1)
         first = 0
         if strength < 1:
@@ -168,7 +170,7 @@ class DualAnoDiffPipeline:
             mask = np.asarray(segmenter(image, part, attention[k] if attention is not None else None), bool)
             figures = mask_figures(image, part, mask)  # (the branches compared where they drew)
             if self.canvas is not None:
-                image, part, mask = self.canvas.compose(records[k], image, mask)
+                image, part, mask = self.canvas.compose(records[k], image, mask, colours=colours)
                 figures["mask_area"] = float(mask.mean())
             output.images.append(image)
             output.anomaly_parts.append(part)

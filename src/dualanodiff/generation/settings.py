@@ -10,6 +10,8 @@ from dualanodiff.settings import Settings, setting
 SCHEDULER_NAMES = ("ddim", "dpm", "pndm")
 GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when BCM is on
 WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from a training anomaly")
+COLOURS = ("drawn", "training")
+WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README, "Training colours")
 
 
 def canvas_strength(strength: float | None, windowed: bool) -> float:
@@ -21,6 +23,18 @@ def canvas_strength(strength: float | None, windowed: bool) -> float:
         raise UserError(f"--strength {strength}: a start from training anomalies' windows needs a window-canvas "
                         "run, and this one draws whole images (train with --canvas window)")
     return strength
+
+
+def canvas_colours(colours: str | None, windowed: bool) -> str:
+    """The colours a run paints its anomalies with: `colours`, or the canvas's default (WINDOW_COLOURS on windows,
+    the drawn ones on whole images). "training" is refused on whole images, whose samples have no training anomaly
+    of their own."""
+    if colours is None:
+        return WINDOW_COLOURS if windowed else "drawn"
+    if colours == "training" and not windowed:
+        raise UserError("--colours training: painting with a training anomaly's colours needs a window-canvas run, "
+                        "and this one draws whole images (train with --canvas window)")
+    return colours
 
 
 @dataclass
@@ -50,6 +64,10 @@ class GenerateSettings(Settings):
     # to that share of the schedule (SDEdit), so that what is drawn keeps a real anomaly's shape. None: the
     # canvas's choice, WINDOW_STRENGTH on windows and 1 on whole images.
     strength: float | None = setting(None, above=0, maximum=1)
+    # On a window canvas, the anomaly's pixels as the model drew them, or painted with the colours of the training
+    # anomaly the sample was matched with, in the order of the drawn pixels' brightness (a small model draws the
+    # shape but washes out the colours). None: the canvas's choice, WINDOW_COLOURS on windows, drawn on whole images.
+    colours: str | None = setting(None, choices=COLOURS)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -58,9 +76,11 @@ class GenerateSettings(Settings):
     qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
     def for_run(self, bcm: bool, windowed: bool) -> GenerateSettings:
-        """A copy with the guidance and the strength filled in for a run with or without BCM, on windows or not."""
+        """A copy with the guidance, the strength and the colours filled in for a run with or without BCM, on windows
+        or not."""
         guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
-        return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed))
+        return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed),
+                       colours=canvas_colours(self.colours, windowed))
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
@@ -69,6 +89,8 @@ class GenerateSettings(Settings):
                     "background_every": self.background_every if has_backgrounds else None}
         if self.strength is not None and self.strength < 1:  # (a GEN made from noise records what it always did)
             recorded["strength"] = self.strength
+        if self.colours == "training":  # (and one painted as drawn)
+            recorded["colours"] = self.colours
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)

@@ -16,7 +16,9 @@ The mask comes from the drawn anomaly part, scaled to the window and cut to the 
 the normal one inside the mask; around it a fade adds what the model changed to the normal image, which keeps the
 normal image's finer detail; the mask then grows to every pixel of that fade that visibly differs from the normal
 image (`_what_changed`), so that what the detector is told is normal looks normal. A drawn component that touches
-the window's edge is dropped (training windows hold their anomaly whole).
+the window's edge is dropped (training windows hold their anomaly whole). With the colours of the training anomaly
+(`GenerateSettings.colours`, the window canvas's default), the mask's pixels are finally painted with that
+anomaly's own colours in the order of the drawn brightness, so the model gives the shape and the data the colours.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ CANDIDATES = 32  # places on the object compared with a training anomaly's surro
 CHANGE_SHARE = 0.5  # of the median change inside the drawn mask: a pixel changed less than this is not the anomaly
 ON_OBJECT_SLACK = 0.05  # a start's places: those with at least 1 - this of the best share of its anomaly on object
 EDGE_BAND = 1 / 32  # drawn components this close to the window's edge are dropped (2 px of a 64-px window)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # brightness (ITU-R BT.601) that orders pixels to paint
+RANK_SIGMA = 1.5  # working-resolution pixels: brightness is ranked smoothed, so a stroke's edge stays one edge
 
 
 def _inside_the_window(mask: np.ndarray) -> np.ndarray:
@@ -198,10 +202,19 @@ class WindowCanvas:
         return crop_windows(to_pixels(images), range(len(images)), [tuple(p["window"]) for p in placements],
                             self.size)
 
-    def compose(self, placement: dict[str, Any], drawn: np.ndarray,
-                drawn_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @cached_property
+    def _palettes(self) -> list[np.ndarray]:
+        """Each training anomaly's pixels (uint8, K x 3) at the working resolution, darkest first."""
+        images = to_uint8(self._training.pixels[:, 0])
+        return [pixels[np.argsort(pixels.astype(np.float32) @ LUMA, kind="stable")]
+                for pixels in (image[mask] for image, mask in zip(images, self._training.masks, strict=True))]
+
+    def compose(self, placement: dict[str, Any], drawn: np.ndarray, drawn_mask: np.ndarray, *,
+                colours: str = "drawn") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image, anomaly part, mask) at the working resolution: the drawn window's anomaly blended into the
-        normal image. Outside the mask grown by the feather, the image is the normal image bit for bit."""
+        normal image. Outside the mask grown by the feather, the image is the normal image bit for bit. With
+        `colours` "training", the mask's pixels are then painted with the colours of the training anomaly the
+        placement matched (`_paint_by_rank`)."""
         image, objects = self._load(placement["normal"])
         top, left, side = placement["window"]
         window = (slice(top, top + side), slice(left, left + side))
@@ -227,6 +240,8 @@ class WindowCanvas:
             touched = weight > 0
             out[window][touched] = np.round(np.clip(blended[touched], 0, 255)).astype(np.uint8)
             mask[window] = _what_changed(out[window], image[window], mask[window], touched)
+            if colours == "training":
+                out[window] = _paint_by_rank(out[window], mask[window], self._palettes[placement["example"]])
         part = np.where(mask[..., None], out, 0).astype(np.uint8)
         return out, part, mask
 
@@ -244,3 +259,19 @@ def _what_changed(out: np.ndarray, normal: np.ndarray, drawn: np.ndarray, touche
     labels, _ = ndimage.label(changed)
     meeting = np.unique(labels[drawn])
     return ndimage.binary_fill_holes(np.isin(labels, meeting[meeting > 0])) & touched | drawn
+
+
+def _paint_by_rank(image: np.ndarray, mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """`image` with the pixels of `mask` painted with `palette`'s colours (a real anomaly's pixels, darkest first)
+    in the order of their brightness: the darkest takes the palette's darkest colour, the median its median, and so
+    on. A small model draws a crack as a soft dark stroke and a stain in one washed-out colour; ranked this way its
+    shape keeps, and the colours and their shares are the real anomaly's (a crack's flat grey band, a stain's hue).
+    Brightness is ranked after a blur of RANK_SIGMA pixels, so that noise does not scatter the colours."""
+    brightness = ndimage.gaussian_filter(image.astype(np.float32) @ LUMA, RANK_SIGMA)[mask]
+    order = np.argsort(brightness, kind="stable")
+    picks = ((np.arange(len(order)) + 0.5) * len(palette) / len(order)).astype(int)  # equal quantiles
+    painted_pixels = np.empty((len(order), 3), np.uint8)
+    painted_pixels[order] = palette[picks]
+    painted = image.copy()
+    painted[mask] = painted_pixels
+    return painted
