@@ -280,18 +280,21 @@ def test_windows_paint_training_colours_by_default_and_whole_images_keep_the_dra
         GenerateSettings(num=1, colours="training").for_run(bcm=False, windowed=False)
 
 
-def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the_mask(window_run):
+def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the_drawn_mask(window_run):
     canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
-    placement = canvas.place(1, seed=0)
-    seen = to_uint8(canvas.crop([canvas._load(placement["normal"])[0]], [placement]))[0]
+    placement = {**canvas.place(0, seed=0), "window": [0, 0, 64]}  # the whole image: 4 pixels per model pixel
+    normal = canvas._load(placement["normal"])[0]
+    seen = to_uint8(canvas.crop([normal], [placement]))[0]
     drawn_mask = np.zeros(seen.shape[:2], bool)
-    drawn_mask[5:11, 6:10] = True
+    drawn_mask[2:5, 7:9] = True  # on the washer's ring
     drawn = seen.copy()
-    drawn[drawn_mask] = 30  # a dark square
-    as_drawn, _, mask = canvas.compose(placement, drawn, drawn_mask, colours="drawn")
-    painted, part, painted_mask = canvas.compose(placement, drawn, drawn_mask, colours="training")
-    assert mask.any() and np.array_equal(mask, painted_mask)
-    assert np.array_equal(painted[~mask], as_drawn[~mask])
+    drawn[1:6, 6:10] = np.clip(seen[1:6, 6:10].astype(int) - 70, 0, 255)  # a soft halo ...
+    drawn[drawn_mask] = 30  # ... around a dark square
+    _, _, faded_mask = canvas.compose(placement, drawn, drawn_mask, colours="drawn")
+    painted, part, mask = canvas.compose(placement, drawn, drawn_mask, colours="training")
+    assert mask.any() and (faded_mask & ~mask).sum() > 10  # the fade's mask grows over the halo, the painted not
+    assert not (mask & ~faded_mask).any()
+    assert np.array_equal(painted[~mask], normal[~mask])  # outside the mask: the normal image, the halo gone
     palette = {tuple(colour) for colour in canvas._palettes[placement["example"]]}
     assert {tuple(colour) for colour in painted[mask]} <= palette
     assert np.array_equal(part[mask], painted[mask]) and not part[~mask].any()

@@ -1,4 +1,4 @@
-"""The window canvas: the dual model draws a window of a real normal image, and the anomaly it drew is blended
+"""The window canvas: the dual model draws a window of a real normal image, and the anomaly it drew is put
 into that image, so every pixel away from the anomaly is the normal image's own.
 
 Sample i of seed s takes, from a generator of (s, i) alone:
@@ -12,13 +12,16 @@ the denoising starts from that training anomaly's own window (image and anomaly 
 than from pure noise, cut at the sample's side around the anomaly with a random offset and flips (its record's
 `start`), and the place is the one where the object lies in the window as in the start's.
 
-The mask comes from the drawn anomaly part, scaled to the window and cut to the object. The drawn image replaces
-the normal one inside the mask; around it a fade adds what the model changed to the normal image, which keeps the
-normal image's finer detail; the mask then grows to every pixel of that fade that visibly differs from the normal
-image (`_what_changed`), so that what the detector is told is normal looks normal. A drawn component that touches
-the window's edge is dropped (training windows hold their anomaly whole). With the colours of the training anomaly
-(`GenerateSettings.colours`, the window canvas's default), the mask's pixels are finally painted with that
-anomaly's own colours in the order of the drawn brightness, so the model gives the shape and the data the colours.
+The mask comes from the drawn anomaly part, scaled to the window and cut to the object; a drawn component that
+touches the window's edge is dropped (training windows hold their anomaly whole). What goes into the normal image
+depends on `GenerateSettings.colours`:
+- "training" (the window canvas's default): the mask's pixels are painted with the colours of the training anomaly
+  the sample matched, in the order of the drawn brightness, so the model gives the shape and the data the colours;
+  every pixel outside the mask is the normal image's.
+- "drawn": the drawn image replaces the normal one inside the mask; around it a fade adds what the model changed to
+  the normal image, which keeps the normal image's finer detail; the mask then grows to every pixel of that fade
+  that visibly differs from the normal image (`_what_changed`), so that what the detector is told is normal looks
+  normal.
 """
 
 from __future__ import annotations
@@ -211,14 +214,17 @@ class WindowCanvas:
 
     def compose(self, placement: dict[str, Any], drawn: np.ndarray, drawn_mask: np.ndarray, *,
                 colours: str = "drawn") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(image, anomaly part, mask) at the working resolution: the drawn window's anomaly blended into the
-        normal image. Outside the mask grown by the feather, the image is the normal image bit for bit. With
-        `colours` "training", the mask's pixels are then painted with the colours of the training anomaly the
-        placement matched (`_paint_by_rank`)."""
+        """(image, anomaly part, mask) at the working resolution: the drawn window's anomaly put into the normal
+        image. With `colours` "drawn", blended in (`_fade_in`): outside the mask grown by the feather, the image is
+        the normal image bit for bit. With "training", the drawn mask's pixels are painted with the colours of the
+        training anomaly the placement matched (`_paint_by_rank`), and every pixel outside the mask is the normal
+        image's: the palette holds the real anomaly's own edge, and the model's soft halo around its stroke is what
+        the painting replaces, so there is nothing to fade (a fade and a mask grown over it made painted cracks
+        wider than the data's)."""
         image, objects = self._load(placement["normal"])
         top, left, side = placement["window"]
         window = (slice(top, top + side), slice(left, left + side))
-        drawn = resized_rgb(drawn, side, Image.Resampling.BICUBIC).astype(np.float32)
+        drawn = resized_rgb(drawn, side, Image.Resampling.BICUBIC)
         scaled = np.asarray(Image.fromarray(drawn_mask.astype(np.float32)).resize((side, side),
                                                                                   Image.Resampling.BILINEAR))
         mask = np.zeros(image.shape[:2], bool)
@@ -226,24 +232,33 @@ class WindowCanvas:
         inside = objects[window] if objects is not None else np.ones((side, side), bool)
         mask[window] &= inside  # an anomaly drawn off the object is not one
         out = image.copy()
-        if mask.any():
-            feather = max(2.0, FEATHER * side)
-            weight = np.clip(1 - ndimage.distance_transform_edt(~mask[window]) / feather, 0, 1) * inside
-            # Around the anomaly the fade adds what the model changed, not what it could not draw: the normal
-            # window as the model sees it (at its input side) is taken from the drawn one, so the normal image's
-            # finer detail (a machined surface's grooves) stays, where pasting the drawn pixels would blur it.
-            seen = self.crop([image], [placement])[0]
-            seen = resized_rgb(to_uint8(seen[None])[0], side, Image.Resampling.BICUBIC).astype(np.float32)
-            around = image[window] + (drawn - seen)
-            blended = np.where(mask[window][..., None], drawn, around)
-            blended = image[window] * (1 - weight[..., None]) + blended * weight[..., None]
-            touched = weight > 0
-            out[window][touched] = np.round(np.clip(blended[touched], 0, 255)).astype(np.uint8)
-            mask[window] = _what_changed(out[window], image[window], mask[window], touched)
-            if colours == "training":
-                out[window] = _paint_by_rank(out[window], mask[window], self._palettes[placement["example"]])
+        if mask.any() and colours == "training":
+            painted = _paint_by_rank(drawn, mask[window], self._palettes[placement["example"]])
+            out[window][mask[window]] = painted[mask[window]]
+        elif mask.any():
+            mask[window] = self._fade_in(out[window], placement, drawn.astype(np.float32), mask[window], inside)
         part = np.where(mask[..., None], out, 0).astype(np.uint8)
         return out, part, mask
+
+    def _fade_in(self, out: np.ndarray, placement: dict[str, Any], drawn: np.ndarray, mask: np.ndarray,
+                 inside: np.ndarray) -> np.ndarray:
+        """Blends the drawn window into `out` (the normal image's window, changed in place): the drawn pixels
+        inside `mask`, and around it, over the feather, what the model changed. Returns the mask grown to what
+        visibly changed (`_what_changed`)."""
+        normal = out.copy()
+        feather = max(2.0, FEATHER * len(mask))
+        weight = np.clip(1 - ndimage.distance_transform_edt(~mask) / feather, 0, 1) * inside
+        # Around the anomaly the fade adds what the model changed, not what it could not draw: the normal window as
+        # the model sees it (at its input side) is taken from the drawn one, so the normal image's finer detail (a
+        # machined surface's grooves) stays, where pasting the drawn pixels would blur it.
+        seen = self.crop([self._load(placement["normal"])[0]], [placement])[0]
+        seen = resized_rgb(to_uint8(seen[None])[0], len(mask), Image.Resampling.BICUBIC).astype(np.float32)
+        around = normal + (drawn - seen)
+        blended = np.where(mask[..., None], drawn, around)
+        blended = normal * (1 - weight[..., None]) + blended * weight[..., None]
+        touched = weight > 0
+        out[touched] = np.round(np.clip(blended[touched], 0, 255)).astype(np.uint8)
+        return _what_changed(out, normal, mask, touched)
 
 
 def _what_changed(out: np.ndarray, normal: np.ndarray, drawn: np.ndarray, touched: np.ndarray) -> np.ndarray:
