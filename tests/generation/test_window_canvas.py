@@ -13,7 +13,7 @@ from dualanodiff.cli import main
 from dualanodiff.data import load_rgb, read_mask, resized_rgb, to_uint8
 from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
-from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_STRENGTH
+from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_STRENGTH, canvas_colours
 from dualanodiff.generation.windows import FEATHER
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import Run, train
@@ -278,6 +278,8 @@ def test_windows_paint_training_colours_by_default_and_whole_images_keep_the_dra
     assert "colours" not in settings.for_run(bcm=False, windowed=False).recorded(False)
     with pytest.raises(UserError, match="window-canvas run"):
         GenerateSettings(num=1, colours="training").for_run(bcm=False, windowed=False)
+    with pytest.raises(UserError, match="--colours must be one of drawn, training"):
+        canvas_colours("red", windowed=True)  # (the Python API's way in, past GenerateSettings.validate)
 
 
 def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the_drawn_mask(window_run):

@@ -31,6 +31,8 @@ def canvas_colours(colours: str | None, windowed: bool) -> str:
     of their own."""
     if colours is None:
         return WINDOW_COLOURS if windowed else "drawn"
+    if colours not in COLOURS:
+        raise UserError(f"--colours must be one of {', '.join(COLOURS)}, got {colours!r}")
     if colours == "training" and not windowed:
         raise UserError("--colours training: painting with a training anomaly's colours needs a window-canvas run, "
                         "and this one draws whole images (train with --canvas window)")
