@@ -10,7 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, home of benchmarks/
 
-from benchmarks import generate, train_step
+from benchmarks import generate, localization, train_step
 from benchmarks.harness import randomise_adapters
 from benchmarks.reference import ProcessorSwitch
 
@@ -93,3 +93,20 @@ def test_generate_benchmark_prints_and_writes_its_figures(tmp_path, capsys, rest
     assert written["batch_speedup"] == pytest.approx(speedup)
     assert written["floor"]["call_flops"] > written["floor"]["unet_step_flops"] > 0
     assert "batch 2, unfused" in capsys.readouterr().out
+
+
+def test_localization_table_ranks_each_method_against_croppaste_seed_by_seed():
+    def result(by_seed: dict[int, float], crack: float) -> dict:
+        figures = {key: sum(by_seed.values()) / len(by_seed) for key, _ in localization.COLUMNS}
+        return {"metrics": figures, "std": dict.fromkeys(figures, 0.05), "per_type": {"crack": {"pixel_ap": crack}},
+                "pixel_ap_by_seed": by_seed, "grid_score": 1.01, "off_object": 0.0, "area_ratio_min": 0.9,
+                "area_ratio_max": 1.1}
+
+    results = {"dualanodiff": result({0: 0.80, 1: 0.70}, 0.71), "croppaste": result({0: 0.78, 1: 0.74}, 0.73)}
+    lines = localization._table(results, ["crack"], {"grid_score": 1.0}).splitlines()
+    width = len(lines[0].split("|"))
+    assert all(len(line.split("|")) == width for line in lines)  # every row has every column
+    assert "crack AP" in lines[0] and "seed by seed" in lines[0]
+    ours, croppaste = lines[2].split("|"), lines[3].split("|")
+    assert ours[-2].strip() == "-1.0 +- 4.2 (over at 1 of 2)" and ours[6].strip() == "71.0"
+    assert croppaste[-2].strip() == ""  # the reference itself

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dualanodiff.errors import UserError
-from dualanodiff.evaluate.metrics import MetricInputError, ranking_metrics
+from dualanodiff.evaluate.metrics import MetricInputError, paired_difference, ranking_metrics
 
 
 def _brute_force_f1_max(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -77,3 +77,14 @@ def test_single_class_is_a_clear_error(labels):
 def test_malformed_inputs_are_rejected(scores, labels, message):
     with pytest.raises(MetricInputError, match=message):
         ranking_metrics(scores, labels)
+
+
+def test_paired_difference_is_taken_seed_by_seed_over_the_seeds_both_have():
+    method = {0: 0.80, 1: 0.70, 2: 0.95, 5: 0.5}
+    reference = {0: 0.78, 1: 0.73, 2: 0.90, 3: 0.99}  # seed 3 (and 5) only one side has: left out
+    difference = paired_difference(method, reference)
+    assert difference.count == 3 and difference.over == 2
+    assert difference.mean == pytest.approx(np.mean([0.02, -0.03, 0.05]))
+    assert difference.std == pytest.approx(np.std([0.02, -0.03, 0.05], ddof=1))
+    assert difference.text() == "+1.3 +- 4.0 (over at 2 of 3)"
+    assert paired_difference({0: 0.5}, {0: 0.4}) is None  # one seed has no spread

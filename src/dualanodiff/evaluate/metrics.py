@@ -42,6 +42,31 @@ def percent(value: float | None, width: int = 0) -> str:
     return f"{'–' if value is None else f'{100 * value:.1f}':>{width}}"
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """A method's figure minus a reference method's, seed by seed: detectors of the same seed start from the same
+    weights and see the data in the same order, so most of the spread between seeds cancels in the difference."""
+
+    mean: float
+    std: float  # over the seeds (sample standard deviation)
+    over: int  # seeds at which the method is above the reference
+    count: int
+
+    def text(self) -> str:
+        """In percent points: "-0.2 +- 3.2 (over at 3 of 8)"."""
+        return f"{100 * self.mean:+.1f} +- {100 * self.std:.1f} (over at {self.over} of {self.count})"
+
+
+def paired_difference(values: dict[int, float], reference: dict[int, float]) -> PairedDifference | None:
+    """`values` minus `reference` (figures by seed) over the seeds both have; None for fewer than two."""
+    seeds = sorted(set(values) & set(reference))
+    if len(seeds) < 2:
+        return None
+    differences = np.array([values[seed] - reference[seed] for seed in seeds])
+    return PairedDifference(float(differences.mean()), float(differences.std(ddof=1)), int((differences > 0).sum()),
+                            len(seeds))
+
+
 def _threshold_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct thresholds descending, true positives, false positives) when predicting score >= threshold."""
     order = np.argsort(scores, kind="stable")[::-1]
