@@ -235,12 +235,41 @@ def test_a_started_sample_s_record_is_enough_to_make_it_again(window_run, tmp_pa
     assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
 
 
-def test_a_strength_below_one_or_training_colours_need_a_window_run(synthetic_root, micro_base_dir, tmp_path,
-                                                                      capsys):
+def test_a_size_spread_scales_the_drawn_window_and_not_the_start_s(window_run):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    ratios = []
+    for index in range(24):
+        plain = canvas.place(index, seed=3, starting=True)
+        scaled = canvas.place(index, seed=3, starting=True, size_spread=0.5)
+        assert scaled == canvas.place(index, seed=3, starting=True, size_spread=0.5)  # of (seed, index) alone
+        assert scaled["start"] == plain["start"] and scaled["example"] == plain["example"]
+        ratios.append(scaled["window"][2] / scaled["start"]["window"][2])
+        top, left, side = scaled["window"]
+        assert 0 <= top <= 64 - side and 0 <= left <= 64 - side
+    assert all(2 ** -0.5 - 0.05 <= ratio <= 2 ** 0.5 + 0.05 for ratio in ratios)  # (sides are whole pixels)
+    assert min(ratios) < 0.85 and max(ratios) > 1.15  # both ways, not one size
+
+
+def test_a_scaled_sample_s_record_is_enough_to_make_it_again(window_run, tmp_path):
+    gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=3, steps=4, seed=1, qc="off", size_spread=1.0))
+    meta = json.loads((gen.root / "meta.json").read_text())["settings"]
+    assert meta["size_spread"] == 1.0
+    sample = next(s for s in gen.samples() if s.record["window"][2] != s.record["start"]["window"][2])
+    pipe = DualAnoDiffPipeline.from_pretrained(window_run)
+    again = pipe([sample.record["index"]], seed=1, steps=4, guidance=meta["guidance"],
+                 placements=[sample.record], progress=False)  # (the record holds both windows: no spread needed)
+    image, _, mask = sample.load()
+    assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
+    assert "size_spread" not in GenerateSettings(num=1).recorded(False)  # (older GENs resume as they were)
+
+
+def test_a_strength_below_one_training_colours_or_a_size_spread_need_a_window_run(synthetic_root, micro_base_dir,
+                                                                                    tmp_path, capsys):
     run = train(micro_settings(synthetic_root, micro_base_dir, steps=1), tmp_path / "run")
     capsys.readouterr()
     for option, says in ((["--strength", "0.5"], "window-canvas run"), (["--strength", "0"], "--strength"),
-                         (["--colours", "training"], "window-canvas run"), (["--colours", "red"], "--colours")):
+                         (["--colours", "training"], "window-canvas run"), (["--colours", "red"], "--colours"),
+                         (["--size-spread", "0.5"], "window-canvas run"), (["--size-spread", "-1"], "--size-spread")):
         with pytest.raises(SystemExit) as exit_:
             main(["generate", str(run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
                   "--qc", "off", *option])

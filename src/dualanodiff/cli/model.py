@@ -199,6 +199,12 @@ _GENERATE_COLOURS = typer.Option(None, "--colours",
                                       "with its training anomaly's colours in the order of the drawn brightness; "
                                       f"default: {WINDOW_COLOURS} on windows, drawn on whole images).")
 
+_GENERATE_BCM_NOISE = typer.Option("per_step", "--bcm-noise",
+                                   help="BCM: noise the background afresh per step (released) or once (fixed).")
+_GENERATE_SIZE_SPREAD = typer.Option(0.0, "--size-spread", metavar="S",
+                                     help="Window canvas: scale each drawn anomaly's window by 2^u, u uniform in "
+                                          "[-S, S], for sizes beyond the training anomalies' (0: theirs).")
+
 
 @app.command("generate")
 def generate_command(
@@ -235,10 +241,10 @@ def generate_command(
                                               help="QC: the largest mean |I - I_a| inside the mask (0..1)."),
     bcm_unconditional: str = typer.Option("grey", "--bcm-unconditional",
                                           help="BCM: guidance's unconditional background, grey (released) or black."),
-    bcm_noise: str = typer.Option("per_step", "--bcm-noise",
-                                  help="BCM: noise the background afresh per step (released) or once (fixed)."),
+    bcm_noise: str = _GENERATE_BCM_NOISE,
     strength: float | None = _GENERATE_STRENGTH,
     colours: str | None = _GENERATE_COLOURS,
+    size_spread: float = _GENERATE_SIZE_SPREAD,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

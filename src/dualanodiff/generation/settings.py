@@ -39,6 +39,14 @@ def canvas_colours(colours: str | None, windowed: bool) -> str:
     return colours
 
 
+def canvas_size_spread(size_spread: float, windowed: bool) -> float:
+    """The size spread a run draws with; above 0 is refused on whole images, which have no window to scale."""
+    if size_spread > 0 and not windowed:
+        raise UserError(f"--size-spread {size_spread}: scaling the anomaly's window needs a window-canvas run, and "
+                        "this one draws whole images (train with --canvas window)")
+    return size_spread
+
+
 @dataclass
 class GenerateSettings(Settings):
     """N (image, anomaly part, mask) triplets from a run. Sample i depends on (seed, i) alone; `batch_size`,
@@ -70,6 +78,9 @@ class GenerateSettings(Settings):
     # anomaly the sample was matched with, in the order of the drawn pixels' brightness (a small model draws the
     # shape but washes out the colours). None: the canvas's choice, WINDOW_COLOURS on windows, drawn on whole images.
     colours: str | None = setting(None, choices=COLOURS)
+    # On a window canvas, the drawn anomaly's window is scaled by 2^u, u uniform in [-size_spread, size_spread], so
+    # that anomalies come in more sizes than the few training ones have (0: their sizes, jittered by 15 %).
+    size_spread: float = setting(0.0, minimum=0, maximum=2)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -82,7 +93,8 @@ class GenerateSettings(Settings):
         or not."""
         guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
         return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed),
-                       colours=canvas_colours(self.colours, windowed))
+                       colours=canvas_colours(self.colours, windowed),
+                       size_spread=canvas_size_spread(self.size_spread, windowed))
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
@@ -93,6 +105,8 @@ class GenerateSettings(Settings):
             recorded["strength"] = self.strength
         if self.colours == "training":  # (and one painted as drawn)
             recorded["colours"] = self.colours
+        if self.size_spread > 0:  # (and one of the training anomalies' sizes)
+            recorded["size_spread"] = self.size_spread
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)

@@ -47,6 +47,7 @@ from dualanodiff.data import (
     load_training_examples,
     place_window,
     read_mask,
+    resized_mask,
     resized_rgb,
     to_pixels,
     to_uint8,
@@ -57,6 +58,8 @@ from dualanodiff.training.run import Run
 FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
 PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
 START_STREAM = 11  # and the starting window's apart from both
+SIZE_STREAM = 13  # and the size factor's apart from all three
+SMALLEST_WINDOW = 8  # pixels of the working resolution: a window scaled down stays at least this
 CANDIDATES = 32  # places on the object compared with a training anomaly's surroundings
 CHANGE_SHARE = 0.5  # of the median change inside the drawn mask: a pixel changed less than this is not the anomaly
 ON_OBJECT_SLACK = 0.05  # a start's places: those with at least 1 - this of the best share of its anomaly on object
@@ -110,33 +113,37 @@ class WindowCanvas:
             self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]
 
-    def place(self, index: int, seed: int, *, starting: bool = False) -> dict[str, Any]:
+    def place(self, index: int, seed: int, *, starting: bool = False, size_spread: float = 0.0) -> dict[str, Any]:
         """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side], "example": k}`.
         The window takes training anomaly k's side, and of `CANDIDATES` places on the object, the one whose
         surroundings look most like that anomaly's (its context descriptor). `starting` (a strength below 1) also
         draws the sample's `start` and places it where the object lies in the window as it lies in the start's
         (the largest overlap of the two object masks, of the places that keep the most of the start's anomaly on
-        the object), so that the anomaly sits on the object where its training anomaly sat."""
+        the object), so that the anomaly sits on the object where its training anomaly sat. `size_spread` s scales
+        the window into which the drawn one goes (not the start's) by 2^u, u uniform in [-s, s]: the anomaly's
+        size varies beyond that of the few training anomalies (0: by the side jitter alone)."""
         rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
         name = self.paths[int(rng.integers(len(self.paths)))].stem
         image, objects = self._load(name)
         example = int(rng.integers(len(self.sides)))
         side = jitter_side(self.sides[example], rng.random(), self.size, self.side)
+        factor = 2.0 ** (size_spread * (2 * np.random.default_rng([seed, index, SIZE_STREAM]).random() - 1))
+        scaled = int(np.clip(round(side * factor), SMALLEST_WINDOW, self.side))
         if objects is None:
             candidates = rng.random((CANDIDATES, 2)) * self.side
         else:
             inside = np.argwhere(objects)
             candidates = inside[rng.integers(len(inside), size=CANDIDATES)] + 0.5
-        windows = [place_window(row, column, side, *image.shape[:2]) for row, column in candidates]
+        windows = [place_window(row, column, scaled, *image.shape[:2]) for row, column in candidates]
         costs = np.array([np.abs(context_descriptor(image, window) - self.contexts[example]).sum()
                           for window in windows])
         placement: dict[str, Any] = {"normal": name, "example": example}
         if starting:
             placement["start"] = self.start(index, seed, example, side)
             if objects is not None:
-                anomaly, layout = (self._in_start(masks, placement["start"])
-                                   for masks in (self._training.masks, self._training.object_masks))
                 cuts = [self._cut(objects, window) for window in windows]
+                anomaly, layout = (resized_mask(self._in_start(masks, placement["start"]), len(cuts[0]))
+                                   for masks in (self._training.masks, self._training.object_masks))
                 on_object = np.array([(cut & anomaly).sum() for cut in cuts])
                 overlap = np.array([(cut & layout).sum() / max(1, (cut | layout).sum()) for cut in cuts])
                 costs = np.where(on_object >= on_object.max() * (1 - ON_OBJECT_SLACK), -overlap, np.inf)
