@@ -13,7 +13,7 @@ from dualanodiff.cli import main
 from dualanodiff.data import load_rgb, read_mask, resized_rgb, to_uint8
 from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
-from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_STRENGTH, canvas_colours
+from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_SIZE_SPREAD, WINDOW_STRENGTH, canvas_colours
 from dualanodiff.generation.windows import FEATHER
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import Run, train
@@ -248,6 +248,15 @@ def test_a_size_spread_scales_the_drawn_window_and_not_the_start_s(window_run):
         assert 0 <= top <= 64 - side and 0 <= left <= 64 - side
     assert all(2 ** -0.5 - 0.05 <= ratio <= 2 ** 0.5 + 0.05 for ratio in ratios)  # (sides are whole pixels)
     assert min(ratios) < 0.85 and max(ratios) > 1.15  # both ways, not one size
+
+
+def test_windows_spread_the_sizes_by_default_and_whole_images_keep_them():
+    settings = GenerateSettings(num=1)
+    assert settings.for_run(bcm=False, windowed=True).size_spread == WINDOW_SIZE_SPREAD > 0
+    assert settings.for_run(bcm=False, windowed=False).size_spread == 0
+    assert GenerateSettings(num=1, size_spread=0.0).for_run(bcm=False, windowed=True).size_spread == 0
+    assert settings.for_run(bcm=False, windowed=True).recorded(False)["size_spread"] == WINDOW_SIZE_SPREAD
+    assert "size_spread" not in settings.for_run(bcm=False, windowed=False).recorded(False)
 
 
 def test_a_scaled_sample_s_record_is_enough_to_make_it_again(window_run, tmp_path):

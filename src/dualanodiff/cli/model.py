@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from dualanodiff.cli.app import app, require_options, settings_values
-from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_STRENGTH
+from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_SIZE_SPREAD, WINDOW_STRENGTH
 from dualanodiff.training.settings import preset_defaults_text
 
 PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
@@ -201,9 +201,10 @@ _GENERATE_COLOURS = typer.Option(None, "--colours",
 
 _GENERATE_BCM_NOISE = typer.Option("per_step", "--bcm-noise",
                                    help="BCM: noise the background afresh per step (released) or once (fixed).")
-_GENERATE_SIZE_SPREAD = typer.Option(0.0, "--size-spread", metavar="S",
+_GENERATE_SIZE_SPREAD = typer.Option(None, "--size-spread", metavar="S",
                                      help="Window canvas: scale each drawn anomaly's window by 2^u, u uniform in "
-                                          "[-S, S], for sizes beyond the training anomalies' (0: theirs).")
+                                          "[-S, S], for sizes beyond the training anomalies' (0: theirs; default: "
+                                          f"{WINDOW_SIZE_SPREAD} on windows, 0 on whole images).")
 
 
 @app.command("generate")
@@ -244,7 +245,7 @@ def generate_command(
     bcm_noise: str = _GENERATE_BCM_NOISE,
     strength: float | None = _GENERATE_STRENGTH,
     colours: str | None = _GENERATE_COLOURS,
-    size_spread: float = _GENERATE_SIZE_SPREAD,
+    size_spread: float | None = _GENERATE_SIZE_SPREAD,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

@@ -129,13 +129,14 @@ class DualAnoDiffPipeline:
                  segmenter: Segmenter | str = "threshold", background_every: int = 50,
                  placements: Sequence[dict[str, Any]] | None = None, bcm_unconditional: str = "grey",
                  bcm_noise: str = "per_step", strength: float | None = None, colours: str | None = None,
-                 size_spread: float = 0.0, progress: bool = True) -> GenerationOutput:
+                 size_spread: float | None = None, progress: bool = True) -> GenerationOutput:
         """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
         (from seed and index), or the one in `placements` (a sample's record: `normal`, `window`, `example` and,
         with a strength below 1, `start`). `strength` below 1 starts the denoising from a training anomaly's
         window noised to that share of the schedule (None: the canvas's default); `colours` "training" paints each
         anomaly with its training anomaly's colours (None: the canvas's default); `size_spread` scales the drawn
-        window; BCM's options, the strength, the colours and the size spread: see `GenerateSettings`."""
+        window (None: the canvas's default); BCM's options, the strength, the colours and the size spread: see
+        `GenerateSettings`."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)

@@ -12,6 +12,7 @@ GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when B
 WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from a training anomaly")
 COLOURS = ("drawn", "training")
 WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README, "Training colours")
+WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 
 
 def canvas_strength(strength: float | None, windowed: bool) -> float:
@@ -39,8 +40,11 @@ def canvas_colours(colours: str | None, windowed: bool) -> str:
     return colours
 
 
-def canvas_size_spread(size_spread: float, windowed: bool) -> float:
-    """The size spread a run draws with; above 0 is refused on whole images, which have no window to scale."""
+def canvas_size_spread(size_spread: float | None, windowed: bool) -> float:
+    """The size spread a run draws with: `size_spread`, or the canvas's default (WINDOW_SIZE_SPREAD on windows, 0 on
+    whole images). Above 0 is refused on whole images, which have no window to scale."""
+    if size_spread is None:
+        return WINDOW_SIZE_SPREAD if windowed else 0.0
     if size_spread > 0 and not windowed:
         raise UserError(f"--size-spread {size_spread}: scaling the anomaly's window needs a window-canvas run, and "
                         "this one draws whole images (train with --canvas window)")
@@ -79,8 +83,9 @@ class GenerateSettings(Settings):
     # shape but washes out the colours). None: the canvas's choice, WINDOW_COLOURS on windows, drawn on whole images.
     colours: str | None = setting(None, choices=COLOURS)
     # On a window canvas, the drawn anomaly's window is scaled by 2^u, u uniform in [-size_spread, size_spread], so
-    # that anomalies come in more sizes than the few training ones have (0: their sizes, jittered by 15 %).
-    size_spread: float = setting(0.0, minimum=0, maximum=2)
+    # that anomalies come in more sizes than the few training ones have (0: their sizes, jittered by 15 %). None:
+    # the canvas's choice, WINDOW_SIZE_SPREAD on windows and 0 on whole images.
+    size_spread: float | None = setting(None, minimum=0, maximum=2)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -105,7 +110,7 @@ class GenerateSettings(Settings):
             recorded["strength"] = self.strength
         if self.colours == "training":  # (and one painted as drawn)
             recorded["colours"] = self.colours
-        if self.size_spread > 0:  # (and one of the training anomalies' sizes)
+        if self.size_spread:  # (and one of the training anomalies' sizes)
             recorded["size_spread"] = self.size_spread
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
