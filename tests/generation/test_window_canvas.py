@@ -269,7 +269,7 @@ def test_a_scaled_sample_s_record_is_enough_to_make_it_again(window_run, tmp_pat
                  placements=[sample.record], progress=False)  # (the record holds both windows: no spread needed)
     image, _, mask = sample.load()
     assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
-    assert "size_spread" not in GenerateSettings(num=1).recorded(False)  # (older GENs resume as they were)
+    assert "size_spread" not in GenerateSettings(num=1).recorded(False)  # (unset, it is not recorded)
 
 
 def test_a_strength_below_one_training_colours_or_a_size_spread_need_a_window_run(synthetic_root, micro_base_dir,

@@ -15,40 +15,39 @@ WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 
 
+def _canvas_choice(option: str, value, windowed: bool, on_windows, on_images, needs: str):
+    """`value`, or the canvas's default (`on_windows` or `on_images`). A value other than the whole-image canvas's own
+    is refused on whole images: `needs` (what it takes) is only there on windows."""
+    if value is None:
+        return on_windows if windowed else on_images
+    if value != on_images and not windowed:
+        raise UserError(f"{option} {value}: {needs} needs a window-canvas run, and this one draws whole images "
+                        "(train with --canvas window)")
+    return value
+
+
 def canvas_strength(strength: float | None, windowed: bool) -> float:
     """The strength a run draws with: `strength`, or the canvas's default (WINDOW_STRENGTH on windows, 1 on whole
     images). Below 1 is refused on whole images, which have no training anomaly's window to start from."""
-    if strength is None:
-        return WINDOW_STRENGTH if windowed else 1.0
-    if strength < 1 and not windowed:
-        raise UserError(f"--strength {strength}: a start from training anomalies' windows needs a window-canvas "
-                        "run, and this one draws whole images (train with --canvas window)")
-    return strength
+    return _canvas_choice("--strength", strength, windowed, WINDOW_STRENGTH, 1.0,
+                          "a start from training anomalies' windows")
 
 
 def canvas_colours(colours: str | None, windowed: bool) -> str:
     """The colours a run paints its anomalies with: `colours`, or the canvas's default (WINDOW_COLOURS on windows,
     the drawn ones on whole images). "training" is refused on whole images, whose samples have no training anomaly
     of their own."""
-    if colours is None:
-        return WINDOW_COLOURS if windowed else "drawn"
-    if colours not in COLOURS:
+    if colours is not None and colours not in COLOURS:
         raise UserError(f"--colours must be one of {', '.join(COLOURS)}, got {colours!r}")
-    if colours == "training" and not windowed:
-        raise UserError("--colours training: painting with a training anomaly's colours needs a window-canvas run, "
-                        "and this one draws whole images (train with --canvas window)")
-    return colours
+    return _canvas_choice("--colours", colours, windowed, WINDOW_COLOURS, "drawn",
+                          "painting with a training anomaly's colours")
 
 
 def canvas_size_spread(size_spread: float | None, windowed: bool) -> float:
     """The size spread a run draws with: `size_spread`, or the canvas's default (WINDOW_SIZE_SPREAD on windows, 0 on
     whole images). Above 0 is refused on whole images, which have no window to scale."""
-    if size_spread is None:
-        return WINDOW_SIZE_SPREAD if windowed else 0.0
-    if size_spread > 0 and not windowed:
-        raise UserError(f"--size-spread {size_spread}: scaling the anomaly's window needs a window-canvas run, and "
-                        "this one draws whole images (train with --canvas window)")
-    return size_spread
+    return _canvas_choice("--size-spread", size_spread, windowed, WINDOW_SIZE_SPREAD, 0.0,
+                          "scaling the anomaly's window")
 
 
 @dataclass
