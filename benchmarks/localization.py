@@ -2,7 +2,7 @@
 
     python -m benchmarks.localization --data ../shared/datasets/mvtec-screw-512 --object screw \
         --types scratch_head,thread_side --dual "runs/gen-screw-{type}" --num 64 --out cmp/screw \
-        --resolution 256 --epochs 8 --base-width 32 --seeds 3
+        --resolution 256 --epochs 3 --base-width 16 --learning-rate 1e-3 --seeds 3
 
 Methods, each with as many pairs per type as the dualanodiff GEN holds (at most `--num`) and the same
 `evaluate localization` settings:
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--base-width", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cutpaste", action="store_true")
     parser.add_argument("--methods", default="dualanodiff,croppaste,perlin,mix")
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = args.out / "eval" / method
         _cli("evaluate", "localization", "--data", args.data, *layout, "--generated", *gens[method],
              "--out", folder, "--resolution", args.resolution, "--epochs", args.epochs,
-             "--base-width", args.base_width, "--seeds", args.seeds)
+             "--base-width", args.base_width, "--learning-rate", args.learning_rate, "--seeds", args.seeds)
         metrics = json.loads((folder / "metrics.json").read_text())
         fit = _fit([GeneratedSet.open(p) for p in gens[method]], real_masks, segmenter)
         results[method] = {"metrics": {k: metrics[k] for k, _ in COLUMNS}, "std": metrics["std"], **fit,
