@@ -31,6 +31,7 @@ import numpy as np
 from dualanodiff.data import load_mask, load_rgb, load_source, resized_mask, resized_rgb
 from dualanodiff.evaluate.fidelity import area_ratio, grid_score, off_object_share
 from dualanodiff.evaluate.metrics import paired_difference, percent
+from dualanodiff.evaluate.settings import LocalizationSettings
 from dualanodiff.generation import GeneratedSet
 from dualanodiff.masks.objects import BorderColourSegmenter
 from dualanodiff.viz import mask_overlay, side_by_side
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--base-width", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--learning-rate", type=float, default=LocalizationSettings().learning_rate)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cutpaste", action="store_true")
     parser.add_argument("--methods", default="dualanodiff,croppaste,perlin,mix")
