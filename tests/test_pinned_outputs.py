@@ -4,7 +4,10 @@ adapters and the triplets recorded in tests/pinned/.
 The references were made by this very test (`DUALANODIFF_REPIN=1 python -m pytest tests/test_pinned_outputs.py`)
 on the code before the structure change; re-pin only for a change that is meant to change the numbers, and say so
 in its commit. Another CPU may sum floats in another order, hence the tolerances: far below what any change to the
-method, its defaults or its random draws would move.
+method, its defaults or its random draws would move. The adapters' tolerance is absolute, WEIGHT_ATOL: Adam moves a
+zero-initialised weight by about its learning rate (2e-3) per step whatever the gradient's size, so where a gradient
+is near zero another CPU's rounding moves it by far more than its relative error (up to 8.7e-6, on an AVX-512/AMX
+Xeon, against weights of at most 5e-3), while any real change moves it by the order of a step.
 """
 
 import os
@@ -20,6 +23,7 @@ from dualanodiff.cli import main
 
 PINNED = Path(__file__).parent / "pinned"
 REPIN = os.environ.get("DUALANODIFF_REPIN") == "1"
+WEIGHT_ATOL = 5e-5  # see the module docstring
 
 
 def run_cli(*args) -> None:
@@ -47,7 +51,7 @@ def test_train_and_generate_reproduce_the_pinned_outputs(synthetic_root, micro_b
     expected_weights = load_file(PINNED / "weights.safetensors")
     assert weights.keys() == expected_weights.keys()
     for name, tensor in expected_weights.items():
-        torch.testing.assert_close(weights[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(weights[name], tensor, rtol=1e-4, atol=WEIGHT_ATOL, msg=name)
     expected_images = np.load(PINNED / "triplets.npz")
     assert set(expected_images.files) == set(images)
     for name, pixels in images.items():
