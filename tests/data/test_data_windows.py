@@ -26,6 +26,29 @@ def test_a_large_window_is_averaged_down_not_aliased():
     assert torch.allclose(cut, torch.full_like(cut, 0.5), atol=1e-5)
 
 
+def test_a_turned_window_is_the_window_s_content_turned_the_other_way():
+    pixels = torch.rand(2, 3, 40, 40)
+    windows = [(5, 7, 16), (10, 12, 16)]
+    plain = crop_windows(pixels, [1, 0], windows, 16)
+    turned = crop_windows(pixels, [1, 0], windows, 16, turns=[90, 0])
+    assert torch.equal(turned[1], plain[1])  # a window not turned is cut exactly as without turns
+    # Turned a quarter counter-clockwise, the window holds its content a quarter clockwise.
+    assert torch.allclose(turned[0], torch.rot90(plain[0], k=-1, dims=(-2, -1)), atol=1e-5)
+    assert torch.allclose(crop_windows(pixels, [1], windows[:1], 16, turns=[-90]),
+                          torch.rot90(plain[:1], k=1, dims=(-2, -1)), atol=1e-5)
+    assert torch.equal(crop_windows(pixels, [1], windows[:1], 16, turns=[360]), plain[:1])
+
+
+def test_a_turned_window_s_corners_come_from_around_it_and_its_centre_stays():
+    image = torch.zeros(1, 1, 64, 64)
+    image[..., 24:40, 24:40] = 1  # a square at the centre of the window below, with room around it
+    cut = crop_windows(image, [0], [(16, 16, 32)], 32, turns=[45])[0, 0]
+    assert cut[16, 16] > 0.99 and cut[:4, :4].max() < 0.01  # the centre kept; corners from around, not grey fill
+    assert abs(cut.sum() - 256) < 8  # a diamond of the square's area
+    edge = crop_windows(image, [0], [(0, 0, 32)], 32, turns=[30])[0, 0]  # a window at the image's corner
+    assert torch.isfinite(edge).all() and edge.min() >= 0
+
+
 def test_the_extent_side_and_placement_of_an_anomaly_window():
     mask = np.zeros((100, 100), bool)
     mask[10:14, 20:50] = True

@@ -10,11 +10,17 @@ from PIL import Image
 from scipy import ndimage
 
 from dualanodiff.cli import main
-from dualanodiff.data import load_rgb, read_mask, resized_rgb, to_uint8
+from dualanodiff.data import load_rgb, read_mask, resized_mask, resized_rgb, to_uint8
 from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
-from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_SIZE_SPREAD, WINDOW_STRENGTH, canvas_colours
-from dualanodiff.generation.windows import FEATHER
+from dualanodiff.generation.settings import (
+    WINDOW_COLOURS,
+    WINDOW_SIZE_SPREAD,
+    WINDOW_STRENGTH,
+    WINDOW_TURNS,
+    canvas_colours,
+)
+from dualanodiff.generation.windows import FEATHER, ON_OBJECT_SLACK
 from dualanodiff.model.config import DualConfig
 from dualanodiff.training import Run, train
 from helpers import micro_settings
@@ -272,13 +278,70 @@ def test_a_scaled_sample_s_record_is_enough_to_make_it_again(window_run, tmp_pat
     assert "size_spread" not in GenerateSettings(num=1).recorded(False)  # (unset, it is not recorded)
 
 
+def test_turns_try_the_start_turned_and_keep_the_anomaly_on_the_object(window_run):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    masks = canvas._training.masks
+
+    def on_object(placement):
+        _, objects = _normal(window_run, placement["normal"])
+        top, left, side = placement["window"]
+        anomaly = resized_mask(canvas._in_start(masks, placement["start"]), side)
+        return (objects[top:top + side, left:left + side] & anomaly).sum()
+
+    turns = []
+    for index in range(16):
+        plain = canvas.place(index, seed=3, starting=True)
+        turned = canvas.place(index, seed=3, starting=True, turns=8)
+        assert turned == canvas.place(index, seed=3, starting=True, turns=8)  # a function of (seed, index) alone
+        assert "turn" not in plain["start"] and plain == canvas.place(index, seed=3, starting=True, turns=1)
+        turn = turned["start"].pop("turn", 0)
+        assert turned["start"] == plain["start"] and turn in [45 * k for k in range(8)]
+        turns.append(turn)
+        turned["start"]["turn"] = turn
+        # the best of more turns keeps at least as much of the anomaly on the object as the unturned best would
+        assert on_object(turned) >= (1 - ON_OBJECT_SLACK) * on_object(plain)
+    assert any(turns)
+
+
+def test_a_turned_start_turns_its_pixels_and_its_masks_alike(window_run):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    side = canvas.size  # a window of the model's own side is cut exactly, so a quarter turn is exact too
+    start = {"example": 0, "window": [8, 8, side], "flip": [False, True]}
+    quarter = {**start, "turn": 90}
+    pixels, turned = canvas.start_windows([start, quarter])
+    masks = canvas._training.masks
+    # turned first, then flipped: the flip of the quarter-turned cut
+    expected = torch.rot90(canvas.start_windows([{**start, "flip": [False, False]}])[0], k=-1, dims=(-2, -1))
+    assert torch.allclose(turned, expected.flip(-2), atol=1e-5)
+    plain = canvas._in_start(masks, {**start, "flip": [False, False]})
+    assert np.array_equal(canvas._in_start(masks, quarter), np.flip(np.rot90(plain, k=-1), 0))
+    assert not torch.equal(pixels, turned)
+
+
+def test_a_turned_sample_s_record_is_enough_to_make_it_again(window_run, tmp_path):
+    gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=4, steps=4, seed=3, qc="off", turns=8))
+    meta = json.loads((gen.root / "meta.json").read_text())["settings"]
+    assert meta["turns"] == 8
+    sample = next(s for s in gen.samples() if s.record["start"].get("turn"))
+    pipe = DualAnoDiffPipeline.from_pretrained(window_run)
+    again = pipe([sample.record["index"]], seed=3, steps=4, guidance=meta["guidance"],
+                 placements=[sample.record], progress=False)  # (the record holds the turn: no turns needed)
+    image, _, mask = sample.load()
+    assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
+    settings = GenerateSettings(num=1)
+    assert settings.for_run(bcm=False, windowed=True).turns == WINDOW_TURNS
+    assert settings.for_run(bcm=False, windowed=False).turns == 1
+    assert "turns" not in GenerateSettings(num=1, turns=1).recorded(False)
+
+
 def test_a_strength_below_one_training_colours_or_a_size_spread_need_a_window_run(synthetic_root, micro_base_dir,
                                                                                     tmp_path, capsys):
     run = train(micro_settings(synthetic_root, micro_base_dir, steps=1), tmp_path / "run")
     capsys.readouterr()
     for option, says in ((["--strength", "0.5"], "window-canvas run"), (["--strength", "0"], "--strength"),
                          (["--colours", "training"], "window-canvas run"), (["--colours", "red"], "--colours"),
-                         (["--size-spread", "0.5"], "window-canvas run"), (["--size-spread", "-1"], "--size-spread")):
+                         (["--size-spread", "0.5"], "window-canvas run"), (["--size-spread", "-1"], "--size-spread"),
+                         (["--turns", "4"], "window-canvas run"), (["--turns", "0"], "--turns")):
         with pytest.raises(SystemExit) as exit_:
             main(["generate", str(run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
                   "--qc", "off", *option])

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from dualanodiff.cli.app import app, require_options, settings_values
-from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_SIZE_SPREAD, WINDOW_STRENGTH
+from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_SIZE_SPREAD, WINDOW_STRENGTH, WINDOW_TURNS
 from dualanodiff.training.settings import preset_defaults_text
 
 PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
@@ -205,6 +205,10 @@ _GENERATE_SIZE_SPREAD = typer.Option(None, "--size-spread", metavar="S",
                                      help="Window canvas: scale each drawn anomaly's window by 2^u, u uniform in "
                                           "[-S, S], for sizes beyond the training anomalies' (0: theirs; default: "
                                           f"{WINDOW_SIZE_SPREAD} on windows, 0 on whole images).")
+_GENERATE_TURNS = typer.Option(None, "--turns", metavar="K",
+                               help="Window canvas: try each start turned by every 360/K degrees at each place and "
+                                    "keep the best, for objects that lie at any angle (1: unturned; default: "
+                                    f"{WINDOW_TURNS} on windows, 1 on whole images).")
 
 
 @app.command("generate")
@@ -246,6 +250,7 @@ def generate_command(
     strength: float | None = _GENERATE_STRENGTH,
     colours: str | None = _GENERATE_COLOURS,
     size_spread: float | None = _GENERATE_SIZE_SPREAD,
+    turns: int | None = _GENERATE_TURNS,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

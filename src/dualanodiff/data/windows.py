@@ -7,6 +7,7 @@ go through `crop_windows`, so what the model sees is cut and resampled one way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,15 +45,44 @@ def place_window(centre_row: float, centre_column: float, side: int, height: int
 
 
 def crop_windows(pixels: torch.Tensor, image_index: Sequence[int], windows: Sequence[Window],
-                 size: int) -> torch.Tensor:
+                 size: int, turns: Sequence[float] | None = None) -> torch.Tensor:
     """Window k of image `image_index[k]` of `pixels` (N, C, H, W), resampled to (K, C, size, size).
 
     Bilinear, with as many samples per output pixel as the window has input pixels per output pixel, so a large
-    window is averaged down rather than aliased; a window of side `size` is cut out exactly."""
+    window is averaged down rather than aliased; a window of side `size` is cut out exactly. `turns[k]` (degrees,
+    counter-clockwise) turns window k about its centre before it is cut: its content comes out turned by the
+    opposite angle, corners from the image around it (edges replicated beyond the image); a window not turned is
+    cut exactly as without `turns`."""
     boxes = torch.tensor([[index, left, top, left + side, top + side]
                           for index, (top, left, side) in zip(image_index, windows, strict=True)],
                          dtype=pixels.dtype, device=pixels.device)
-    return roi_align(pixels, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    cut = roi_align(pixels, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    turned = [k for k, turn in enumerate(turns or ()) if turn % 360]
+    if turned:
+        cut[turned] = _turned_windows(pixels, boxes[turned], torch.tensor([turns[k] for k in turned]), size)
+    return cut
+
+
+def _turned_windows(pixels: torch.Tensor, boxes: torch.Tensor, degrees: torch.Tensor, size: int) -> torch.Tensor:
+    """`crop_windows` of boxes turned by `degrees`: a box grown by what a turn brings into it is averaged down as
+    roi_align does, then turned (bilinear) and cut back to the box."""
+    margin = math.ceil(size * (math.sqrt(2) - 1) / 2) + 1  # output pixels a turn brings into the box's corners
+    sides = boxes[:, 3] - boxes[:, 1]
+    grow = sides * margin / size
+    pad = math.ceil(float(grow.max())) + 1
+    padded = torch.nn.functional.pad(pixels, (pad, pad, pad, pad), mode="replicate")
+    grown = torch.stack([boxes[:, 0], boxes[:, 1] - grow + pad, boxes[:, 2] - grow + pad, boxes[:, 3] + grow + pad,
+                         boxes[:, 4] + grow + pad], dim=1)
+    larger = roi_align(padded, grown, output_size=size + 2 * margin, spatial_scale=1.0, sampling_ratio=-1,
+                       aligned=True)
+    radians = torch.deg2rad(degrees.to(pixels.dtype))
+    cos, sin, zero = radians.cos(), radians.sin(), torch.zeros_like(radians)
+    # (the grid's y axis points down: this turns the sampled square counter-clockwise as the image shows it)
+    theta = torch.stack([torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1).to(pixels.device)
+    grid = torch.nn.functional.affine_grid(theta, list(larger.shape), align_corners=False)
+    turned = torch.nn.functional.grid_sample(larger, grid, mode="bilinear", padding_mode="border",
+                                             align_corners=False)
+    return turned[..., margin:margin + size, margin:margin + size]
 
 
 def context_descriptor(image: np.ndarray, window: Window, exclude: np.ndarray | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from
 COLOURS = ("drawn", "training")
 WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README, "Training colours")
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
+WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each place (README, "Turns")
 
 
 def _canvas_choice(option: str, value, windowed: bool, on_windows, on_images, needs: str):
@@ -50,6 +51,12 @@ def canvas_size_spread(size_spread: float | None, windowed: bool) -> float:
                           "scaling the anomaly's window")
 
 
+def canvas_turns(turns: int | None, windowed: bool) -> int:
+    """The turns of a start a run tries at each place: `turns`, or the canvas's default (WINDOW_TURNS on windows, 1
+    on whole images). More than 1 is refused on whole images, which have no start to turn."""
+    return _canvas_choice("--turns", turns, windowed, WINDOW_TURNS, 1, "turning a training anomaly's window")
+
+
 @dataclass
 class GenerateSettings(Settings):
     """N (image, anomaly part, mask) triplets from a run. Sample i depends on (seed, i) alone; `batch_size`,
@@ -85,6 +92,10 @@ class GenerateSettings(Settings):
     # that anomalies come in more sizes than the few training ones have (0: their sizes, jittered by 15 %). None:
     # the canvas's choice, WINDOW_SIZE_SPREAD on windows and 0 on whole images.
     size_spread: float | None = setting(None, minimum=0, maximum=2)
+    # On a window canvas with a start, the start is tried at each place turned by every 360/turns degrees and the
+    # best place and turn kept, so that on an object lying at any angle the anomaly sits across it as its training
+    # anomaly did (1: unturned). None: the canvas's choice, WINDOW_TURNS on windows and 1 on whole images.
+    turns: int | None = setting(None, minimum=1, maximum=360)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -93,12 +104,13 @@ class GenerateSettings(Settings):
     qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
     def for_run(self, bcm: bool, windowed: bool) -> GenerateSettings:
-        """A copy with the guidance, the strength and the colours filled in for a run with or without BCM, on windows
-        or not."""
+        """A copy with the guidance and the canvas's choices (strength, colours, size spread, turns) filled in for a
+        run with or without BCM, on windows or not."""
         guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
         return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed),
                        colours=canvas_colours(self.colours, windowed),
-                       size_spread=canvas_size_spread(self.size_spread, windowed))
+                       size_spread=canvas_size_spread(self.size_spread, windowed),
+                       turns=canvas_turns(self.turns, windowed))
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
@@ -111,6 +123,8 @@ class GenerateSettings(Settings):
             recorded["colours"] = self.colours
         if self.size_spread:  # (and one of the training anomalies' sizes)
             recorded["size_spread"] = self.size_spread
+        if self.turns is not None and self.turns > 1:  # (and one of unturned starts)
+            recorded["turns"] = self.turns
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)

@@ -113,15 +113,18 @@ class WindowCanvas:
             self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]
 
-    def place(self, index: int, seed: int, *, starting: bool = False, size_spread: float = 0.0) -> dict[str, Any]:
+    def place(self, index: int, seed: int, *, starting: bool = False, size_spread: float = 0.0,
+              turns: int = 1) -> dict[str, Any]:
         """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side], "example": k}`.
         The window takes training anomaly k's side, and of `CANDIDATES` places on the object, the one whose
         surroundings look most like that anomaly's (its context descriptor). `starting` (a strength below 1) also
         draws the sample's `start` and places it where the object lies in the window as it lies in the start's
         (the largest overlap of the two object masks, of the places that keep the most of the start's anomaly on
-        the object), so that the anomaly sits on the object where its training anomaly sat. `size_spread` s scales
-        the window into which the drawn one goes (not the start's) by 2^u, u uniform in [-s, s]: the anomaly's
-        size varies beyond that of the few training anomalies (0: by the side jitter alone)."""
+        the object), so that the anomaly sits on the object where its training anomaly sat. `turns` k > 1 also
+        tries the start turned by every 360/k degrees and keeps the best place and turn (its `turn`), so that on an
+        object that lies at any angle (a screw) a start's anomaly sits across the object as its own did. `size_spread`
+        s scales the window into which the drawn one goes (not the start's) by 2^u, u uniform in [-s, s]: the
+        anomaly's size varies beyond that of the few training anomalies (0: by the side jitter alone)."""
         rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
         name = self.paths[int(rng.integers(len(self.paths)))].stem
         image, objects = self._load(name)
@@ -141,14 +144,28 @@ class WindowCanvas:
         if starting:
             placement["start"] = self.start(index, seed, example, side)
             if objects is not None:
-                cuts = [self._cut(objects, window) for window in windows]
-                anomaly, layout = (resized_mask(self._in_start(masks, placement["start"]), len(cuts[0]))
-                                   for masks in (self._training.masks, self._training.object_masks))
-                on_object = np.array([(cut & anomaly).sum() for cut in cuts])
-                overlap = np.array([(cut & layout).sum() / max(1, (cut | layout).sum()) for cut in cuts])
-                costs = np.where(on_object >= on_object.max() * (1 - ON_OBJECT_SLACK), -overlap, np.inf)
+                costs, turn = self._layout_costs(objects, windows, placement["start"], turns)
+                if turn:
+                    placement["start"]["turn"] = turn
         placement["window"] = list(windows[int(np.argmin(costs))])
         return placement
+
+    def _layout_costs(self, objects: np.ndarray, windows: Sequence[Window], start: dict[str, Any],
+                      turns: int) -> tuple[np.ndarray, float]:
+        """Each window's cost for `start` (minus its object layout's overlap with the start's, infinite for the
+        windows that keep less than the most of the start's anomaly on the object), at the best of `turns` turns of
+        the start, and that turn in degrees (0 when unturned is as good)."""
+        cuts = [self._cut(objects, window) for window in windows]
+        angles = [360 * k / turns for k in range(turns)]
+        on_object, overlap = np.zeros((2, turns, len(cuts)))
+        for k, angle in enumerate(angles):
+            anomaly, layout = (resized_mask(self._in_start(masks, {**start, "turn": angle}), len(cuts[0]))
+                               for masks in (self._training.masks, self._training.object_masks))
+            on_object[k] = [(cut & anomaly).sum() for cut in cuts]
+            overlap[k] = [(cut & layout).sum() / max(1, (cut | layout).sum()) for cut in cuts]
+        costs = np.where(on_object >= on_object.max() * (1 - ON_OBJECT_SLACK), -overlap, np.inf)
+        best = int(np.argmin(costs.min(axis=1)))  # (the first, unturned, of equally good turns)
+        return costs[best], angles[best]
 
     @staticmethod
     def _cut(array: np.ndarray, window: Window) -> np.ndarray:
@@ -157,8 +174,13 @@ class WindowCanvas:
 
     def _in_start(self, masks: np.ndarray, start: dict[str, Any]) -> np.ndarray:
         """The start's training anomaly's mask of `masks` (the anomalies' or their object masks) in its window,
-        flipped as the start is (working-resolution pixels)."""
-        mask = self._cut(masks[start["example"]], tuple(start["window"]))
+        turned and flipped as the start is (working-resolution pixels)."""
+        window = tuple(start["window"])
+        if start.get("turn", 0) % 360:
+            pixels = torch.from_numpy(masks[start["example"]][None, None].astype(np.float32))
+            mask = crop_windows(pixels, [0], [window], window[2], turns=[start["turn"]])[0, 0].numpy() >= 0.5
+        else:
+            mask = self._cut(masks[start["example"]], window)
         for flipped, axis in zip(start["flip"], (1, 0), strict=True):
             mask = np.flip(mask, axis) if flipped else mask
         return mask
@@ -196,10 +218,12 @@ class WindowCanvas:
                 "flip": flips}
 
     def start_windows(self, starts: Sequence[dict[str, Any]]) -> torch.Tensor:
-        """The starts' windows of image and anomaly part, as model input (K, 2, 3, R, R) in [-1, 1]."""
+        """The starts' windows of image and anomaly part, turned and flipped as each start says, as model input
+        (K, 2, 3, R, R) in [-1, 1]."""
         examples = self._training.pixels
         cut = crop_windows(examples.flatten(1, 2), [start["example"] for start in starts],
-                           [tuple(start["window"]) for start in starts], self.size)
+                           [tuple(start["window"]) for start in starts], self.size,
+                           turns=[start.get("turn", 0) for start in starts])
         cut = cut.view(len(starts), 2, 3, self.size, self.size)
         for k, start in enumerate(starts):
             for flipped, dim in zip(start["flip"], (-1, -2), strict=True):
