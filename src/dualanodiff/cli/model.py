@@ -199,6 +199,8 @@ _GENERATE_COLOURS = typer.Option(None, "--colours",
                                       "with its training anomaly's colours in the order of the drawn brightness; "
                                       f"default: {WINDOW_COLOURS} on windows, drawn on whole images).")
 
+_GENERATE_BCM_UNCONDITIONAL = typer.Option("grey", "--bcm-unconditional",
+                                           help="BCM: guidance's unconditional background, grey (released) or black.")
 _GENERATE_BCM_NOISE = typer.Option("per_step", "--bcm-noise",
                                    help="BCM: noise the background afresh per step (released) or once (fixed).")
 _GENERATE_SIZE_SPREAD = typer.Option(None, "--size-spread", metavar="S",
@@ -244,8 +246,7 @@ def generate_command(
                                             help="QC: the largest share of a mask outside the object."),
     qc_max_disagreement: float = typer.Option(0.25, "--qc-max-disagreement", metavar="D",
                                               help="QC: the largest mean |I - I_a| inside the mask (0..1)."),
-    bcm_unconditional: str = typer.Option("grey", "--bcm-unconditional",
-                                          help="BCM: guidance's unconditional background, grey (released) or black."),
+    bcm_unconditional: str = _GENERATE_BCM_UNCONDITIONAL,
     bcm_noise: str = _GENERATE_BCM_NOISE,
     strength: float | None = _GENERATE_STRENGTH,
     colours: str | None = _GENERATE_COLOURS,
