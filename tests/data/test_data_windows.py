@@ -7,6 +7,7 @@ from dualanodiff.data.windows import (
     context_descriptor,
     crop_windows,
     jitter_side,
+    object_position,
     place_window,
     window_side,
 )
@@ -77,3 +78,37 @@ def test_the_context_descriptor_tells_smooth_from_striped_surroundings_whatever_
     hole = np.zeros((64, 64), bool)
     hole[:, :32] = True
     assert context_descriptor(stripes, window, exclude=hole).sum() == 2  # two histograms, each summing to 1
+
+
+def _screw(angle: float) -> np.ndarray:
+    """A screw-like mask turned by `angle` degrees about the image centre: a wide head (rows 20-35) and a long
+    thin shank (rows 35-110)."""
+    rows, columns = np.mgrid[:128, :128] + 0.5
+    radians = np.deg2rad(angle)
+    # the point of the unturned screw that lands here
+    row = 64 + (rows - 64) * np.cos(radians) - (columns - 64) * np.sin(radians)
+    column = 64 + (rows - 64) * np.sin(radians) + (columns - 64) * np.cos(radians)
+    head = (row >= 20) & (row < 35) & (np.abs(column - 64) < 15)
+    shank = (row >= 35) & (row < 110) & (np.abs(column - 64) < 5)
+    return head | shank
+
+
+@pytest.mark.parametrize("angle", [0, 90, 135, 200])
+def test_a_place_s_position_on_an_elongated_object_runs_from_its_heavy_end_whatever_the_angle(angle):
+    objects = _screw(angle)
+    radians = np.deg2rad(angle)
+
+    def turned(row, column):  # where the unturned screw's (row, column) lies after the turn
+        return [64 + (row - 64) * np.cos(radians) + (column - 64) * np.sin(radians),
+                64 - (row - 64) * np.sin(radians) + (column - 64) * np.cos(radians)]
+
+    head, neck, tip = object_position(objects, [turned(22, 64), turned(40, 64), turned(108, 64)])
+    assert head < 0.05 and 0.2 < neck < 0.3 and tip > 0.95
+
+
+def test_a_place_s_position_on_a_round_object_runs_out_from_its_centre():
+    rows, columns = np.mgrid[:64, :64] + 0.5
+    radius = np.hypot(rows - 32, columns - 32)
+    ring = (radius > 10) & (radius < 30)
+    centre, middle, outline = object_position(ring, [[32, 32], [32, 52], [2.5, 32]])
+    assert centre == 0 and abs(middle - 2 / 3) < 0.05 and outline > 0.95

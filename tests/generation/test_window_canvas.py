@@ -10,11 +10,12 @@ from PIL import Image
 from scipy import ndimage
 
 from dualanodiff.cli import main
-from dualanodiff.data import load_rgb, read_mask, resized_mask, resized_rgb, to_uint8
+from dualanodiff.data import load_rgb, object_position, read_mask, resized_mask, resized_rgb, to_uint8
 from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
 from dualanodiff.generation.settings import (
     WINDOW_COLOURS,
+    WINDOW_POSITION_WIDTH,
     WINDOW_SIZE_SPREAD,
     WINDOW_STRENGTH,
     WINDOW_TURNS,
@@ -303,6 +304,30 @@ def test_turns_try_the_start_turned_and_keep_the_anomaly_on_the_object(window_ru
     assert any(turns)
 
 
+def test_a_position_width_places_anomalies_where_their_training_anomalies_lie_on_the_object(window_run, tmp_path):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+
+    def gaps(width: float) -> list[float]:
+        """How far each place (its window's centre) lies from its training anomaly's position on the object."""
+        found = []
+        for index in range(24):
+            placement = canvas.place(index, seed=5, position_width=width)
+            assert placement == canvas.place(index, seed=5, position_width=width)  # (seed, index) alone
+            top, left, side = placement["window"]
+            objects = _normal(window_run, placement["normal"])[1]
+            position = object_position(objects, [top + side / 2, left + side / 2])[0]
+            found.append(abs(position - canvas._positions[placement["example"]]))
+        return found
+
+    assert canvas.place(0, seed=5) == canvas.place(0, seed=5, position_width=0)  # 0: anywhere, as before
+    assert np.median(gaps(0.02)) < 0.5 * np.median(gaps(0))
+    gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=2, steps=2, seed=3, qc="off",
+                                                                  position_width=0.02))
+    assert json.loads((gen.root / "meta.json").read_text())["settings"]["position_width"] == 0.02
+    assert GenerateSettings(num=1).for_run(bcm=False, windowed=True).position_width == WINDOW_POSITION_WIDTH
+    assert "position_width" not in GenerateSettings(num=1, position_width=0).recorded(False)
+
+
 def test_a_turned_start_turns_its_pixels_and_its_masks_alike(window_run):
     canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
     side = canvas.size  # a window of the model's own side is cut exactly, so a quarter turn is exact too
@@ -341,7 +366,9 @@ def test_a_strength_below_one_training_colours_or_a_size_spread_need_a_window_ru
     for option, says in ((["--strength", "0.5"], "window-canvas run"), (["--strength", "0"], "--strength"),
                          (["--colours", "training"], "window-canvas run"), (["--colours", "red"], "--colours"),
                          (["--size-spread", "0.5"], "window-canvas run"), (["--size-spread", "-1"], "--size-spread"),
-                         (["--turns", "4"], "window-canvas run"), (["--turns", "0"], "--turns")):
+                         (["--turns", "4"], "window-canvas run"), (["--turns", "0"], "--turns"),
+                         (["--position-width", "0.05"], "window-canvas run"),
+                         (["--position-width", "-1"], "--position-width")):
         with pytest.raises(SystemExit) as exit_:
             main(["generate", str(run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
                   "--qc", "off", *option])

@@ -13,7 +13,13 @@ from typing import Any
 import typer
 
 from dualanodiff.cli.app import app, require_options, settings_values
-from dualanodiff.generation.settings import WINDOW_COLOURS, WINDOW_SIZE_SPREAD, WINDOW_STRENGTH, WINDOW_TURNS
+from dualanodiff.generation.settings import (
+    WINDOW_COLOURS,
+    WINDOW_POSITION_WIDTH,
+    WINDOW_SIZE_SPREAD,
+    WINDOW_STRENGTH,
+    WINDOW_TURNS,
+)
 from dualanodiff.training.settings import preset_defaults_text
 
 PRESET_HELP = "tiny (CPU, its own small base) or sd15 (Stable Diffusion 1.x/2.x weights)."
@@ -199,6 +205,8 @@ _GENERATE_COLOURS = typer.Option(None, "--colours",
                                       "with its training anomaly's colours in the order of the drawn brightness; "
                                       f"default: {WINDOW_COLOURS} on windows, drawn on whole images).")
 
+_GENERATE_GUIDANCE = typer.Option(None, "--guidance", metavar="G",
+                                  help="Classifier-free guidance scale (default: 2.0 with BCM, else 2.5).")
 _GENERATE_BCM_UNCONDITIONAL = typer.Option("grey", "--bcm-unconditional",
                                            help="BCM: guidance's unconditional background, grey (released) or black.")
 _GENERATE_BCM_NOISE = typer.Option("per_step", "--bcm-noise",
@@ -211,6 +219,11 @@ _GENERATE_TURNS = typer.Option(None, "--turns", metavar="K",
                                help="Window canvas: try each start turned by every 360/K degrees at each place and "
                                     "keep the best, for objects that lie at any angle (1: unturned; default: "
                                     f"{WINDOW_TURNS} on windows, 1 on whole images).")
+_GENERATE_POSITION_WIDTH = typer.Option(None, "--position-width", metavar="W",
+                                        help="Window canvas: place each anomaly near where its training anomaly lies "
+                                             "on its object (along a screw from the head, out from a round object's "
+                                             "centre), within about W of the object's length (0: anywhere on the "
+                                             f"object; default: {WINDOW_POSITION_WIDTH} on windows).")
 
 
 @app.command("generate")
@@ -219,8 +232,7 @@ def generate_command(
     num: int | None = typer.Option(None, "--num", metavar="N", help="How many triplets (the paper makes 1000)."),
     out: Path | None = typer.Option(None, "--out", metavar="GEN", help="The folder to write (resumable)."),
     steps: int = typer.Option(50, "--steps", metavar="K", help="Denoising steps."),
-    guidance: float | None = typer.Option(None, "--guidance", metavar="G",
-                                          help="Classifier-free guidance scale (default: 2.0 with BCM, else 2.5)."),
+    guidance: float | None = _GENERATE_GUIDANCE,
     batch_size: int = typer.Option(8, "--batch-size", metavar="B", help="Pairs per denoising pass."),
     seed: int = typer.Option(0, "--seed", metavar="S", help="Sample i depends on (seed, i) only."),
     mask_method: str = typer.Option("threshold", "--mask-method",
@@ -252,6 +264,7 @@ def generate_command(
     colours: str | None = _GENERATE_COLOURS,
     size_spread: float | None = _GENERATE_SIZE_SPREAD,
     turns: int | None = _GENERATE_TURNS,
+    position_width: float | None = _GENERATE_POSITION_WIDTH,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

@@ -34,6 +34,7 @@ _EXPORTS = {
     "Window": "dualanodiff.data.windows",
     "anomaly_extent": "dualanodiff.data.windows",
     "context_descriptor": "dualanodiff.data.windows",
+    "object_position": "dualanodiff.data.windows",
     "crop_windows": "dualanodiff.data.windows",
     "jitter_side": "dualanodiff.data.windows",
     "place_window": "dualanodiff.data.windows",

@@ -17,6 +17,7 @@ from torchvision.ops import roi_align
 Window = tuple[int, int, int]  # top, left, side
 SIDE_JITTER = 0.15  # a window's side varies by up to this fraction either way
 CONTEXT_BINS = (16, 8)  # brightness and gradient-magnitude histogram bins of a window's context descriptor
+ROUND = 1.5  # an object whose long axis is shorter than this times its short one has no long axis to go along
 
 
 def anomaly_extent(mask: np.ndarray) -> tuple[float, float, int]:
@@ -98,3 +99,21 @@ def context_descriptor(image: np.ndarray, window: Window, exclude: np.ndarray | 
     brightness = np.histogram(grey[keep], bins=CONTEXT_BINS[0], range=(0, 1))[0]
     gradient = np.histogram(np.hypot(rows, columns)[keep], bins=CONTEXT_BINS[1], range=(0, 0.25))[0]
     return np.concatenate([brightness / brightness.sum(), gradient / gradient.sum()])
+
+
+def object_position(objects: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where points (N x 2: row, column, in pixels) lie on an object (a bool HxW mask), however the object lies: on
+    an elongated one (its long axis at least ROUND times its short one), along the long axis, from the end its mass
+    is heavier at (0: a screw's head, which its long thin thread tails away from) to the other end (1); on a round
+    one, from its centre (0) to its outline (1). A screw's neck is at about 0.3 at any angle."""
+    pixels = np.argwhere(objects) + 0.5
+    centre = pixels.mean(axis=0)
+    offsets, points = pixels - centre, np.asarray(points, np.float64).reshape(-1, 2) - centre
+    variances, axes = np.linalg.eigh(np.cov(offsets.T))  # (ascending: the long axis last)
+    if variances[1] < ROUND ** 2 * variances[0]:
+        return np.hypot(*points.T) / max(float(np.hypot(*offsets.T).max()), 1e-9)
+    axis = axes[:, 1]
+    along = offsets @ axis
+    if np.mean(along ** 3) < 0:  # the long tail (skew) points away from the heavy end, which goes to 0
+        axis, along = -axis, -along
+    return (points @ axis - along.min()) / max(float(np.ptp(along)), 1e-9)

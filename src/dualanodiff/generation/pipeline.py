@@ -23,7 +23,13 @@ from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
-from dualanodiff.generation.settings import canvas_colours, canvas_size_spread, canvas_strength, canvas_turns
+from dualanodiff.generation.settings import (
+    canvas_colours,
+    canvas_position_width,
+    canvas_size_spread,
+    canvas_strength,
+    canvas_turns,
+)
 from dualanodiff.generation.windows import WindowCanvas
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -130,29 +136,30 @@ class DualAnoDiffPipeline:
                  placements: Sequence[dict[str, Any]] | None = None, bcm_unconditional: str = "grey",
                  bcm_noise: str = "per_step", strength: float | None = None, colours: str | None = None,
                  size_spread: float | None = None, turns: int | None = None,
-                 progress: bool = True) -> GenerationOutput:
+                 position_width: float | None = None, progress: bool = True) -> GenerationOutput:
         """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
         (from seed and index), or the one in `placements` (a sample's record: `normal`, `window`, `example` and,
         with a strength below 1, `start`). `strength` below 1 starts the denoising from a training anomaly's
         window noised to that share of the schedule (None: the canvas's default); `colours` "training" paints each
         anomaly with its training anomaly's colours (None: the canvas's default); `size_spread` scales the drawn
-        window and `turns` turns each start to the object (None: the canvas's defaults); BCM's options and the
-        canvas's: see `GenerateSettings`."""
+        window, `turns` turns each start and `position_width` places each anomaly where its training anomaly lies
+        (None: the canvas's defaults); BCM's options and the canvas's: see `GenerateSettings`."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
         model = self.model
-        latent_side = self.config.resolution // model.codec.downscale
-        latent_shape = (model.unet.config.in_channels, latent_side, latent_side)
+        latent_shape = (model.unet.config.in_channels, *[self.config.resolution // model.codec.downscale] * 2)
         generators = [sample_generator(seed, index) for index in indices]
         # Branch noise first, then the background's, from each sample's own generator.
         latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
-        strength = canvas_strength(strength, windowed=self.canvas is not None)
-        colours = canvas_colours(colours, windowed=self.canvas is not None)
-        size_spread = canvas_size_spread(size_spread, windowed=self.canvas is not None)
-        turns = canvas_turns(turns, windowed=self.canvas is not None)
-        records = self._place(indices, seed, placements, starting=strength < 1, size_spread=size_spread, turns=turns)
+        windowed = self.canvas is not None
+        strength, colours, size_spread, turns, position_width = (
+            canvas_strength(strength, windowed), canvas_colours(colours, windowed),
+            canvas_size_spread(size_spread, windowed), canvas_turns(turns, windowed),
+            canvas_position_width(position_width, windowed))
+        records = self._place(indices, seed, placements, starting=strength < 1, size_spread=size_spread, turns=turns,
+                              position_width=position_width)
         first = 0
         if strength < 1:
             latents, first = self._start(latents, records, indices, steps, strength)
@@ -186,14 +193,16 @@ class DualAnoDiffPipeline:
         return output
 
     def _place(self, indices: list[int], seed: int, placements: Sequence[dict[str, Any]] | None,
-               starting: bool = False, size_spread: float = 0.0, turns: int = 1) -> list[dict[str, Any]]:
+               starting: bool = False, size_spread: float = 0.0, turns: int = 1,
+               position_width: float = 0.0) -> list[dict[str, Any]]:
         """Each sample's record so far: its seed and, on a window canvas, its normal image, window and training
-        anomaly (`example`), and with `starting` its start; `size_spread` and `turns`: see `WindowCanvas.place`."""
+        anomaly (`example`), and with `starting` its start; `size_spread`, `turns` and `position_width`: see
+        `WindowCanvas.place`."""
         if self.canvas is None:
             return [{"seed": seed} for _ in indices]
         if placements is None:
-            placements = [self.canvas.place(index, seed, starting=starting, size_spread=size_spread, turns=turns)
-                          for index in indices]
+            placements = [self.canvas.place(index, seed, starting=starting, size_spread=size_spread, turns=turns,
+                                            position_width=position_width) for index in indices]
         keys = ("normal", "window", "example", "start")
         return [{"seed": seed, **{key: p[key] for key in keys if key in p}} for p in placements]
 

@@ -14,6 +14,7 @@ COLOURS = ("drawn", "training")
 WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README, "Training colours")
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each place (README, "Turns")
+WINDOW_POSITION_WIDTH = 0.0  # a window canvas's default: places anywhere on the object (README, "Positions")
 
 
 def _canvas_choice(option: str, value, windowed: bool, on_windows, on_images, needs: str):
@@ -57,6 +58,14 @@ def canvas_turns(turns: int | None, windowed: bool) -> int:
     return _canvas_choice("--turns", turns, windowed, WINDOW_TURNS, 1, "turning a training anomaly's window")
 
 
+def canvas_position_width(width: float | None, windowed: bool) -> float:
+    """How near to its training anomaly's position on the object a run places an anomaly: `width`, or the canvas's
+    default (WINDOW_POSITION_WIDTH on windows, 0 on whole images). Above 0 is refused on whole images, which have
+    no place to choose."""
+    return _canvas_choice("--position-width", width, windowed, WINDOW_POSITION_WIDTH, 0.0,
+                          "placing an anomaly where its training anomaly lies")
+
+
 @dataclass
 class GenerateSettings(Settings):
     """N (image, anomaly part, mask) triplets from a run. Sample i depends on (seed, i) alone; `batch_size`,
@@ -96,6 +105,10 @@ class GenerateSettings(Settings):
     # best place and turn kept, so that on an object lying at any angle the anomaly sits across it as its training
     # anomaly did (1: unturned). None: the canvas's choice, WINDOW_TURNS on windows and 1 on whole images.
     turns: int | None = setting(None, minimum=1, maximum=360)
+    # On a window canvas with object masks, places are drawn near where the sample's training anomaly lies on its
+    # own object (along a screw from its head, out from a round object's centre), within about this share of the
+    # object's length (0: anywhere on the object). None: the canvas's choice, WINDOW_POSITION_WIDTH on windows.
+    position_width: float | None = setting(None, minimum=0, maximum=1)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -104,13 +117,15 @@ class GenerateSettings(Settings):
     qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
     def for_run(self, bcm: bool, windowed: bool) -> GenerateSettings:
-        """A copy with the guidance and the canvas's choices (strength, colours, size spread, turns) filled in for a
+        """A copy with the guidance and the canvas's choices (strength, colours, size spread, turns, position width)
+        filled in for a
         run with or without BCM, on windows or not."""
         guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
         return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed),
                        colours=canvas_colours(self.colours, windowed),
                        size_spread=canvas_size_spread(self.size_spread, windowed),
-                       turns=canvas_turns(self.turns, windowed))
+                       turns=canvas_turns(self.turns, windowed),
+                       position_width=canvas_position_width(self.position_width, windowed))
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""
@@ -125,6 +140,8 @@ class GenerateSettings(Settings):
             recorded["size_spread"] = self.size_spread
         if self.turns is not None and self.turns > 1:  # (and one of unturned starts)
             recorded["turns"] = self.turns
+        if self.position_width:  # (and one placed anywhere on the object)
+            recorded["position_width"] = self.position_width
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)

@@ -45,6 +45,7 @@ from dualanodiff.data import (
     load_rgb,
     load_source,
     load_training_examples,
+    object_position,
     place_window,
     read_mask,
     resized_mask,
@@ -113,8 +114,8 @@ class WindowCanvas:
             self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]
 
-    def place(self, index: int, seed: int, *, starting: bool = False, size_spread: float = 0.0,
-              turns: int = 1) -> dict[str, Any]:
+    def place(self, index: int, seed: int, *, starting: bool = False, size_spread: float = 0.0, turns: int = 1,
+              position_width: float = 0.0) -> dict[str, Any]:
         """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side], "example": k}`.
         The window takes training anomaly k's side, and of `CANDIDATES` places on the object, the one whose
         surroundings look most like that anomaly's (its context descriptor). `starting` (a strength below 1) also
@@ -124,7 +125,11 @@ class WindowCanvas:
         tries the start turned by every 360/k degrees and keeps the best place and turn (its `turn`), so that on an
         object that lies at any angle (a screw) a start's anomaly sits across the object as its own did. `size_spread`
         s scales the window into which the drawn one goes (not the start's) by 2^u, u uniform in [-s, s]: the
-        anomaly's size varies beyond that of the few training anomalies (0: by the side jitter alone)."""
+        anomaly's size varies beyond that of the few training anomalies (0: by the side jitter alone).
+        `position_width` w > 0 draws the places on an object near where that training anomaly lies on its own
+        (`data.windows.object_position`: along a screw from its head, or out from a round object's centre), with
+        weights exp(-d^2 / 2w^2) for a position d away, so that a neck's scratch goes on a neck (0: anywhere on the
+        object)."""
         rng = np.random.default_rng([seed, index, PLACEMENT_STREAM])
         name = self.paths[int(rng.integers(len(self.paths)))].stem
         image, objects = self._load(name)
@@ -134,6 +139,11 @@ class WindowCanvas:
         scaled = int(np.clip(round(side * factor), SMALLEST_WINDOW, self.side))
         if objects is None:
             candidates = rng.random((CANDIDATES, 2)) * self.side
+        elif position_width:
+            inside = np.argwhere(objects) + 0.5
+            gap = (object_position(objects, inside) - self._positions[example]) / position_width
+            weights = np.exp(-0.5 * gap ** 2)
+            candidates = inside[rng.choice(len(inside), size=CANDIDATES, p=weights / weights.sum())]
         else:
             inside = np.argwhere(objects)
             candidates = inside[rng.integers(len(inside), size=CANDIDATES)] + 0.5
@@ -204,6 +214,13 @@ class WindowCanvas:
                                  for name in names])  # (a window-canvas run writes them as it trains)
         return TrainingAnomalies(torch.stack([examples.images, examples.parts], dim=1), masks, object_masks,
                                  [anomaly_extent(mask) for mask in masks])
+
+    @cached_property
+    def _positions(self) -> np.ndarray:
+        """Where each training anomaly (its mask's centre) lies on its own object (`object_position`)."""
+        training = self._training
+        return np.array([object_position(objects, [row, column])[0] if objects.any() else 0.5
+                         for objects, (row, column, _) in zip(training.object_masks, training.extents, strict=True)])
 
     def start(self, index: int, seed: int, example: int, side: int) -> dict[str, Any]:
         """Sample `index`'s starting window: training anomaly `example`'s window of `side`, moved by up to the slack
