@@ -19,7 +19,7 @@ from dualanodiff.generation.settings import (
     WINDOW_SIZE_SPREAD,
     WINDOW_STRENGTH,
     WINDOW_TURNS,
-    canvas_colours,
+    CanvasChoices,
 )
 from dualanodiff.generation.windows import FEATHER, ON_OBJECT_SLACK
 from dualanodiff.model.config import DualConfig
@@ -184,9 +184,9 @@ def test_a_start_is_a_training_anomaly_s_window_around_its_anomaly_on_the_object
     pipe = DualAnoDiffPipeline.from_pretrained(window_run)
     canvas = pipe.canvas
     for index in range(12):
-        placement = canvas.place(index, seed=3, starting=True)
+        placement = canvas.place(index, 3, CanvasChoices(strength=0.6))
         start = placement["start"]
-        assert placement == canvas.place(index, seed=3, starting=True)  # a function of (seed, index) alone
+        assert placement == canvas.place(index, 3, CanvasChoices(strength=0.6))  # a function of (seed, index) alone
         assert start["example"] == placement["example"] < len(window_run.split()["train"])
         assert start["window"][2] == placement["window"][2]  # the start is drawn at the placement's scale
         masks = canvas._training.masks
@@ -210,7 +210,7 @@ def test_a_start_is_a_training_anomaly_s_window_around_its_anomaly_on_the_object
 
 def test_a_start_noises_the_training_window_to_the_strength_s_timestep(window_run):
     pipe = DualAnoDiffPipeline.from_pretrained(window_run)
-    records = pipe._place([0, 1], seed=4, placements=None, starting=True)
+    records = pipe._place([0, 1], seed=4, placements=None, choices=CanvasChoices(strength=0.6))
     noise = torch.randn(2, 2, 48, 4, 4)
     latents, first = pipe._start(noise, records, [0, 1], steps=10, strength=0.3)
     assert first == 7
@@ -236,7 +236,8 @@ def test_a_started_sample_s_record_is_enough_to_make_it_again(window_run, tmp_pa
     sample = gen.samples()[2]
     assert {"example", "start"} <= sample.record.keys()
     pipe = DualAnoDiffPipeline.from_pretrained(window_run)
-    again = pipe([sample.record["index"]], seed=1, steps=4, guidance=meta["guidance"], strength=0.5,
+    again = pipe([sample.record["index"]], seed=1, steps=4, guidance=meta["guidance"],
+                 canvas=CanvasChoices.resolve(True, strength=0.5),
                  placements=[sample.record], progress=False)
     image, _, mask = sample.load()
     assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
@@ -246,9 +247,9 @@ def test_a_size_spread_scales_the_drawn_window_and_not_the_start_s(window_run):
     canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
     ratios = []
     for index in range(24):
-        plain = canvas.place(index, seed=3, starting=True)
-        scaled = canvas.place(index, seed=3, starting=True, size_spread=0.5)
-        assert scaled == canvas.place(index, seed=3, starting=True, size_spread=0.5)  # of (seed, index) alone
+        plain = canvas.place(index, 3, CanvasChoices(strength=0.6))
+        scaled = canvas.place(index, 3, CanvasChoices(strength=0.6, size_spread=0.5))
+        assert scaled == canvas.place(index, 3, CanvasChoices(strength=0.6, size_spread=0.5))  # of (seed, index) alone
         assert scaled["start"] == plain["start"] and scaled["example"] == plain["example"]
         ratios.append(scaled["window"][2] / scaled["start"]["window"][2])
         top, left, side = scaled["window"]
@@ -291,10 +292,10 @@ def test_turns_try_the_start_turned_and_keep_the_anomaly_on_the_object(window_ru
 
     turns = []
     for index in range(16):
-        plain = canvas.place(index, seed=3, starting=True)
-        turned = canvas.place(index, seed=3, starting=True, turns=8)
-        assert turned == canvas.place(index, seed=3, starting=True, turns=8)  # a function of (seed, index) alone
-        assert "turn" not in plain["start"] and plain == canvas.place(index, seed=3, starting=True, turns=1)
+        plain = canvas.place(index, 3, CanvasChoices(strength=0.6))
+        turned = canvas.place(index, 3, CanvasChoices(strength=0.6, turns=8))
+        assert turned == canvas.place(index, 3, CanvasChoices(strength=0.6, turns=8))  # of (seed, index) alone
+        assert "turn" not in plain["start"] and plain == canvas.place(index, 3, CanvasChoices(strength=0.6, turns=1))
         turn = turned["start"].pop("turn", 0)
         assert turned["start"] == plain["start"] and turn in [45 * k for k in range(8)]
         turns.append(turn)
@@ -311,15 +312,15 @@ def test_a_position_width_places_anomalies_where_their_training_anomalies_lie_on
         """How far each place (its window's centre) lies from its training anomaly's position on the object."""
         found = []
         for index in range(24):
-            placement = canvas.place(index, seed=5, position_width=width)
-            assert placement == canvas.place(index, seed=5, position_width=width)  # (seed, index) alone
+            placement = canvas.place(index, 5, CanvasChoices(position_width=width))
+            assert placement == canvas.place(index, 5, CanvasChoices(position_width=width))  # (seed, index) alone
             top, left, side = placement["window"]
             objects = _normal(window_run, placement["normal"])[1]
             position = object_position(objects, [top + side / 2, left + side / 2])[0]
             found.append(abs(position - canvas._positions[placement["example"]]))
         return found
 
-    assert canvas.place(0, seed=5) == canvas.place(0, seed=5, position_width=0)  # 0: anywhere, as before
+    assert canvas.place(0, seed=5) == canvas.place(0, 5, CanvasChoices(position_width=0))  # 0: anywhere, as before
     assert np.median(gaps(0.02)) < 0.5 * np.median(gaps(0))
     gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=2, steps=2, seed=3, qc="off",
                                                                   position_width=0.02))
@@ -407,7 +408,7 @@ def test_windows_paint_training_colours_by_default_and_whole_images_keep_the_dra
     with pytest.raises(UserError, match="window-canvas run"):
         GenerateSettings(num=1, colours="training").for_run(bcm=False, windowed=False)
     with pytest.raises(UserError, match="--colours must be one of drawn, training"):
-        canvas_colours("red", windowed=True)  # (the Python API's way in, past GenerateSettings.validate)
+        CanvasChoices.resolve(True, colours="red")  # (the Python API's way in, past GenerateSettings.validate)
 
 
 def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the_drawn_mask(window_run):
@@ -428,3 +429,4 @@ def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the
     palette = {tuple(colour) for colour in canvas._palettes[placement["example"]]}
     assert {tuple(colour) for colour in painted[mask]} <= palette
     assert np.array_equal(part[mask], painted[mask]) and not part[~mask].any()
+

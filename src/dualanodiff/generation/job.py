@@ -97,9 +97,7 @@ def _make_batch(pipe: DualAnoDiffPipeline, generated: GeneratedSet, gate: Qualit
         output = pipe([index + attempt * settings.num for index in pending], seed=settings.seed,
                       steps=settings.steps, guidance=settings.guidance, segmenter=segmenter,
                       background_every=settings.background_every, bcm_unconditional=settings.bcm_unconditional,
-                      bcm_noise=settings.bcm_noise, strength=settings.strength, colours=settings.colours,
-                      size_spread=settings.size_spread, turns=settings.turns,
-                      position_width=settings.position_width, progress=False)
+                      bcm_noise=settings.bcm_noise, canvas=settings.canvas(), progress=False)
         rejected = []
         for index, image, part, mask, record in zip(pending, output.images, output.anomaly_parts, output.masks,
                                                     output.records, strict=True):

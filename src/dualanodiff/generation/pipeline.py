@@ -10,7 +10,7 @@ whatever the batch it is made in, and an interrupted job can make exactly the mi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,7 @@ from dualanodiff.data import to_uint8
 from dualanodiff.devices import resolve_device
 from dualanodiff.errors import ModelError, UserError
 from dualanodiff.generation.backgrounds import BackgroundBank
-from dualanodiff.generation.settings import (
-    canvas_colours,
-    canvas_position_width,
-    canvas_size_spread,
-    canvas_strength,
-    canvas_turns,
-)
+from dualanodiff.generation.settings import CanvasChoices
 from dualanodiff.generation.windows import WindowCanvas
 from dualanodiff.masks.anomaly import Segmenter, load_segmenter, mask_figures
 from dualanodiff.model.attention import AttentionStore
@@ -134,16 +128,13 @@ class DualAnoDiffPipeline:
     def __call__(self, indices: Iterable[int] | int, *, seed: int = 0, steps: int = 50, guidance: float = 2.5,
                  segmenter: Segmenter | str = "threshold", background_every: int = 50,
                  placements: Sequence[dict[str, Any]] | None = None, bcm_unconditional: str = "grey",
-                 bcm_noise: str = "per_step", strength: float | None = None, colours: str | None = None,
-                 size_spread: float | None = None, turns: int | None = None,
-                 position_width: float | None = None, progress: bool = True) -> GenerationOutput:
+                 bcm_noise: str = "per_step", canvas: CanvasChoices | None = None,
+                 progress: bool = True) -> GenerationOutput:
         """Samples `indices` of `seed`. A window-canvas run draws each into a window of a normal image: its own
         (from seed and index), or the one in `placements` (a sample's record: `normal`, `window`, `example` and,
-        with a strength below 1, `start`). `strength` below 1 starts the denoising from a training anomaly's
-        window noised to that share of the schedule (None: the canvas's default); `colours` "training" paints each
-        anomaly with its training anomaly's colours (None: the canvas's default); `size_spread` scales the drawn
-        window, `turns` turns each start and `position_width` places each anomaly where its training anomaly lies
-        (None: the canvas's defaults); BCM's options and the canvas's: see `GenerateSettings`."""
+        with a strength below 1, `start`), as `canvas` says (None: the canvas's defaults; e.g.
+        `CanvasChoices.resolve(windowed=True, strength=0.4)`); BCM's options and the canvas's: see
+        `GenerateSettings`."""
         indices = list(range(indices)) if isinstance(indices, int) else list(indices)
         if isinstance(segmenter, str):
             segmenter = load_segmenter(segmenter)
@@ -153,16 +144,11 @@ class DualAnoDiffPipeline:
         # Branch noise first, then the background's, from each sample's own generator.
         latents = torch.stack([torch.randn((BRANCHES, *latent_shape), generator=g) for g in generators])
         latents = latents.to(self.device, self.dtype) * self.scheduler.init_noise_sigma
-        windowed = self.canvas is not None
-        strength, colours, size_spread, turns, position_width = (
-            canvas_strength(strength, windowed), canvas_colours(colours, windowed),
-            canvas_size_spread(size_spread, windowed), canvas_turns(turns, windowed),
-            canvas_position_width(position_width, windowed))
-        records = self._place(indices, seed, placements, starting=strength < 1, size_spread=size_spread, turns=turns,
-                              position_width=position_width)
+        choices = CanvasChoices.resolve(self.canvas is not None, **asdict(canvas) if canvas is not None else {})
+        records = self._place(indices, seed, placements, choices)
         first = 0
-        if strength < 1:
-            latents, first = self._start(latents, records, indices, steps, strength)
+        if choices.starting:
+            latents, first = self._start(latents, records, indices, steps, choices.strength)
         background = None
         background_pixels = self._backgrounds(records, indices, seed, background_every)
         if background_pixels is not None and model.config.bcm:
@@ -181,7 +167,7 @@ class DualAnoDiffPipeline:
             mask = np.asarray(segmenter(image, part, attention[k] if attention is not None else None), bool)
             figures = mask_figures(image, part, mask)  # (the branches compared where they drew)
             if self.canvas is not None:
-                image, part, mask = self.canvas.compose(records[k], image, mask, colours=colours)
+                image, part, mask = self.canvas.compose(records[k], image, mask, colours=choices.colours)
                 figures["mask_area"] = float(mask.mean())
             output.images.append(image)
             output.anomaly_parts.append(part)
@@ -193,16 +179,13 @@ class DualAnoDiffPipeline:
         return output
 
     def _place(self, indices: list[int], seed: int, placements: Sequence[dict[str, Any]] | None,
-               starting: bool = False, size_spread: float = 0.0, turns: int = 1,
-               position_width: float = 0.0) -> list[dict[str, Any]]:
+               choices: CanvasChoices) -> list[dict[str, Any]]:
         """Each sample's record so far: its seed and, on a window canvas, its normal image, window and training
-        anomaly (`example`), and with `starting` its start; `size_spread`, `turns` and `position_width`: see
-        `WindowCanvas.place`."""
+        anomaly (`example`), and with a start its start (`WindowCanvas.place`)."""
         if self.canvas is None:
             return [{"seed": seed} for _ in indices]
         if placements is None:
-            placements = [self.canvas.place(index, seed, starting=starting, size_spread=size_spread, turns=turns,
-                                            position_width=position_width) for index in indices]
+            placements = [self.canvas.place(index, seed, choices) for index in indices]
         keys = ("normal", "window", "example", "start")
         return [{"seed": seed, **{key: p[key] for key in keys if key in p}} for p in placements]
 

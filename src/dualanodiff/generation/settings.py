@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from dualanodiff.errors import UserError
 from dualanodiff.settings import Settings, setting
@@ -17,53 +17,52 @@ WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each pla
 WINDOW_POSITION_WIDTH = 0.0  # a window canvas's default: places anywhere on the object (README, "Positions")
 
 
-def _canvas_choice(option: str, value, windowed: bool, on_windows, on_images, needs: str):
-    """`value`, or the canvas's default (`on_windows` or `on_images`). A value other than the whole-image canvas's own
-    is refused on whole images: `needs` (what it takes) is only there on windows."""
-    if value is None:
-        return on_windows if windowed else on_images
-    if value != on_images and not windowed:
-        raise UserError(f"{option} {value}: {needs} needs a window-canvas run, and this one draws whole images "
-                        "(train with --canvas window)")
-    return value
+# Each window-canvas choice: its option, the window canvas's default, the whole-image canvas's own value (the only
+# one it takes), and what the choice needs that only windows have.
+CANVAS_OPTIONS = {
+    "strength": ("--strength", WINDOW_STRENGTH, 1.0, "a start from training anomalies' windows"),
+    "colours": ("--colours", WINDOW_COLOURS, "drawn", "painting with a training anomaly's colours"),
+    "size_spread": ("--size-spread", WINDOW_SIZE_SPREAD, 0.0, "scaling the anomaly's window"),
+    "turns": ("--turns", WINDOW_TURNS, 1, "turning a training anomaly's window"),
+    "position_width": ("--position-width", WINDOW_POSITION_WIDTH, 0.0,
+                       "placing an anomaly where its training anomaly lies"),
+}
 
 
-def canvas_strength(strength: float | None, windowed: bool) -> float:
-    """The strength a run draws with: `strength`, or the canvas's default (WINDOW_STRENGTH on windows, 1 on whole
-    images). Below 1 is refused on whole images, which have no training anomaly's window to start from."""
-    return _canvas_choice("--strength", strength, windowed, WINDOW_STRENGTH, 1.0,
-                          "a start from training anomalies' windows")
+@dataclass(frozen=True)
+class CanvasChoices:
+    """How a canvas draws, each choice filled in (`resolve`): the strength of the start (1: from pure noise, no
+    start), the anomaly's colours, the size spread, the turns of a start tried at each place and the width of the
+    position prior (`GenerateSettings` says what each does)."""
 
+    strength: float = 1.0
+    colours: str = "drawn"
+    size_spread: float = 0.0
+    turns: int = 1
+    position_width: float = 0.0
 
-def canvas_colours(colours: str | None, windowed: bool) -> str:
-    """The colours a run paints its anomalies with: `colours`, or the canvas's default (WINDOW_COLOURS on windows,
-    the drawn ones on whole images). "training" is refused on whole images, whose samples have no training anomaly
-    of their own."""
-    if colours is not None and colours not in COLOURS:
-        raise UserError(f"--colours must be one of {', '.join(COLOURS)}, got {colours!r}")
-    return _canvas_choice("--colours", colours, windowed, WINDOW_COLOURS, "drawn",
-                          "painting with a training anomaly's colours")
+    @classmethod
+    def resolve(cls, windowed: bool, **given) -> CanvasChoices:
+        """The choices of `given` (None or left out: the canvas's default) for a run on windows or whole images. A
+        value other than the whole-image canvas's own is refused on whole images, in one line."""
+        unknown = set(given) - set(CANVAS_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown canvas choice(s): {', '.join(sorted(unknown))}")
+        if given.get("colours") not in (None, *COLOURS):
+            raise UserError(f"--colours must be one of {', '.join(COLOURS)}, got {given['colours']!r}")
+        choices = {}
+        for name, (option, on_windows, on_images, needs) in CANVAS_OPTIONS.items():
+            value = given.get(name)
+            if value is not None and value != on_images and not windowed:
+                raise UserError(f"{option} {value}: {needs} needs a window-canvas run, and this one draws whole "
+                                "images (train with --canvas window)")
+            choices[name] = (on_windows if windowed else on_images) if value is None else value
+        return cls(**choices)
 
-
-def canvas_size_spread(size_spread: float | None, windowed: bool) -> float:
-    """The size spread a run draws with: `size_spread`, or the canvas's default (WINDOW_SIZE_SPREAD on windows, 0 on
-    whole images). Above 0 is refused on whole images, which have no window to scale."""
-    return _canvas_choice("--size-spread", size_spread, windowed, WINDOW_SIZE_SPREAD, 0.0,
-                          "scaling the anomaly's window")
-
-
-def canvas_turns(turns: int | None, windowed: bool) -> int:
-    """The turns of a start a run tries at each place: `turns`, or the canvas's default (WINDOW_TURNS on windows, 1
-    on whole images). More than 1 is refused on whole images, which have no start to turn."""
-    return _canvas_choice("--turns", turns, windowed, WINDOW_TURNS, 1, "turning a training anomaly's window")
-
-
-def canvas_position_width(width: float | None, windowed: bool) -> float:
-    """How near to its training anomaly's position on the object a run places an anomaly: `width`, or the canvas's
-    default (WINDOW_POSITION_WIDTH on windows, 0 on whole images). Above 0 is refused on whole images, which have
-    no place to choose."""
-    return _canvas_choice("--position-width", width, windowed, WINDOW_POSITION_WIDTH, 0.0,
-                          "placing an anomaly where its training anomaly lies")
+    @property
+    def starting(self) -> bool:
+        """Whether the denoising starts from a training anomaly's window."""
+        return self.strength < 1
 
 
 @dataclass
@@ -117,15 +116,15 @@ class GenerateSettings(Settings):
     qc_max_disagreement: float = setting(0.25, minimum=0, maximum=1)  # mean |I - I_a| inside the mask, 0..1
 
     def for_run(self, bcm: bool, windowed: bool) -> GenerateSettings:
-        """A copy with the guidance and the canvas's choices (strength, colours, size spread, turns, position width)
-        filled in for a
-        run with or without BCM, on windows or not."""
+        """A copy with the guidance and the canvas's choices (`CanvasChoices`) filled in for a run with or without
+        BCM, on windows or not."""
         guidance = self.guidance if self.guidance is not None else BCM_GUIDANCE if bcm else GUIDANCE
-        return replace(self, guidance=guidance, strength=canvas_strength(self.strength, windowed),
-                       colours=canvas_colours(self.colours, windowed),
-                       size_spread=canvas_size_spread(self.size_spread, windowed),
-                       turns=canvas_turns(self.turns, windowed),
-                       position_width=canvas_position_width(self.position_width, windowed))
+        given = {name: getattr(self, name) for name in CANVAS_OPTIONS}
+        return replace(self, guidance=guidance, **asdict(CanvasChoices.resolve(windowed, **given)))
+
+    def canvas(self) -> CanvasChoices:
+        """The canvas's choices, once `for_run` has filled them in."""
+        return CanvasChoices(**{name: getattr(self, name) for name in CANVAS_OPTIONS})
 
     def recorded(self, has_backgrounds: bool) -> dict:
         """What a GEN's meta.json records (and a resumed GEN must match): the settings that change the samples."""

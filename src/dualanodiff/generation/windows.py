@@ -4,13 +4,15 @@ into that image, so every pixel away from the anomaly is the normal image's own.
 Sample i of seed s takes, from a generator of (s, i) alone:
 - a normal training image of the run's object;
 - a window side, from the sides of the run's training windows (`Run.windows()`), jittered;
-- a place: of a few on the object (the run's object masks; textures: anywhere), the one that looks most like
-  the surroundings of that training anomaly (`data.windows.context_descriptor`).
+- a place: of a few on the object (the run's object masks; textures: anywhere; with a position width, drawn near
+  where that training anomaly lies on its own object, `data.windows.object_position`), the one that looks most
+  like the surroundings of that training anomaly (`data.windows.context_descriptor`).
 Its record holds the normal image's name, the window and the training anomaly it matched, which is all
 `DualAnoDiffPipeline` needs to make the same sample again. With a strength below 1 (`GenerateSettings.strength`)
 the denoising starts from that training anomaly's own window (image and anomaly part) at that noise level rather
 than from pure noise, cut at the sample's side around the anomaly with a random offset and flips (its record's
-`start`), and the place is the one where the object lies in the window as in the start's.
+`start`), and the place is the one where the object lies in the window as in the start's (with turns, at the best
+of the start's turns, recorded in the start). `GenerateSettings` holds these choices, `CanvasChoices` resolves them.
 
 The mask comes from the drawn anomaly part, scaled to the window and cut to the object; a drawn component that
 touches the window's edge is dropped (training windows hold their anomaly whole). What goes into the normal image
@@ -54,6 +56,7 @@ from dualanodiff.data import (
     to_uint8,
 )
 from dualanodiff.errors import DataError
+from dualanodiff.generation.settings import CanvasChoices
 from dualanodiff.training.run import Run
 
 FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side (at least 2 pixels)
@@ -114,11 +117,10 @@ class WindowCanvas:
             self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]
 
-    def place(self, index: int, seed: int, *, starting: bool = False, size_spread: float = 0.0, turns: int = 1,
-              position_width: float = 0.0) -> dict[str, Any]:
+    def place(self, index: int, seed: int, choices: CanvasChoices = CanvasChoices()) -> dict[str, Any]:
         """Sample `index`'s normal image and window: `{"normal": stem, "window": [top, left, side], "example": k}`.
         The window takes training anomaly k's side, and of `CANDIDATES` places on the object, the one whose
-        surroundings look most like that anomaly's (its context descriptor). `starting` (a strength below 1) also
+        surroundings look most like that anomaly's (its context descriptor). Of `choices`: a strength below 1 also
         draws the sample's `start` and places it where the object lies in the window as it lies in the start's
         (the largest overlap of the two object masks, of the places that keep the most of the start's anomaly on
         the object), so that the anomaly sits on the object where its training anomaly sat. `turns` k > 1 also
@@ -135,13 +137,13 @@ class WindowCanvas:
         image, objects = self._load(name)
         example = int(rng.integers(len(self.sides)))
         side = jitter_side(self.sides[example], rng.random(), self.size, self.side)
-        factor = 2.0 ** (size_spread * (2 * np.random.default_rng([seed, index, SIZE_STREAM]).random() - 1))
+        factor = 2.0 ** (choices.size_spread * (2 * np.random.default_rng([seed, index, SIZE_STREAM]).random() - 1))
         scaled = int(np.clip(round(side * factor), SMALLEST_WINDOW, self.side))
         if objects is None:
             candidates = rng.random((CANDIDATES, 2)) * self.side
-        elif position_width:
+        elif choices.position_width:
             inside = np.argwhere(objects) + 0.5
-            gap = (object_position(objects, inside) - self._positions[example]) / position_width
+            gap = (object_position(objects, inside) - self._positions[example]) / choices.position_width
             weights = np.exp(-0.5 * gap ** 2)
             candidates = inside[rng.choice(len(inside), size=CANDIDATES, p=weights / weights.sum())]
         else:
@@ -151,10 +153,10 @@ class WindowCanvas:
         costs = np.array([np.abs(context_descriptor(image, window) - self.contexts[example]).sum()
                           for window in windows])
         placement: dict[str, Any] = {"normal": name, "example": example}
-        if starting:
+        if choices.starting:
             placement["start"] = self.start(index, seed, example, side)
             if objects is not None:
-                costs, turn = self._layout_costs(objects, windows, placement["start"], turns)
+                costs, turn = self._layout_costs(objects, windows, placement["start"], choices.turns)
                 if turn:
                     placement["start"]["turn"] = turn
         placement["window"] = list(windows[int(np.argmin(costs))])
