@@ -430,3 +430,50 @@ def test_training_colours_are_the_matched_training_anomaly_s_and_only_inside_the
     assert {tuple(colour) for colour in painted[mask]} <= palette
     assert np.array_equal(part[mask], painted[mask]) and not part[~mask].any()
 
+
+def test_start_colours_are_the_start_s_own_pixels_nearest_its_anomaly_and_only_inside_the_drawn_mask(window_run):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    placement = canvas.place(0, 0, CanvasChoices(strength=0.6))
+    side = placement["window"][2]
+    start = canvas._from_start(placement["start"], side)
+    real = to_uint8(canvas.start_windows([placement["start"]], side)[:, 0])[0]
+    anomaly = resized_mask(canvas._in_start(canvas._training.masks, placement["start"]), side)
+    assert anomaly.any() and np.array_equal(start[anomaly], real[anomaly])  # on its anomaly: the real pixels
+    palette = {tuple(colour) for colour in real[anomaly]}
+    assert {tuple(colour) for colour in start.reshape(-1, 3)} <= palette  # elsewhere its anomaly's nearest
+    normal = canvas._load(placement["normal"])[0]
+    top, left, _ = placement["window"]
+    window = (slice(top, top + side), slice(left, left + side))
+    size = canvas.size
+    drawn = to_uint8(canvas.crop([normal], [placement]))[0]
+    drawn_mask = resized_mask(anomaly, size)  # the model drew the start's anomaly where it was
+    painted, part, mask = canvas.compose(placement, drawn, drawn_mask, colours="start")
+    assert mask.any() and np.array_equal(painted[window][mask[window]], start[mask[window]])
+    assert np.array_equal(painted[~mask], normal[~mask])  # outside the mask: the normal image, bit for bit
+    assert np.array_equal(part[mask], painted[mask]) and not part[~mask].any()
+
+
+def test_a_sample_painted_from_its_start_is_made_again_from_its_record(window_run, tmp_path):
+    gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=2, steps=3, seed=2, qc="off", colours="start"))
+    meta = json.loads((gen.root / "meta.json").read_text())["settings"]
+    assert meta["colours"] == "start" and meta["strength"] == WINDOW_STRENGTH
+    sample = gen.samples()[1]
+    again = DualAnoDiffPipeline.from_pretrained(window_run)(
+        [sample.record["index"]], seed=2, steps=3, guidance=meta["guidance"], placements=[sample.record],
+        canvas=CanvasChoices.resolve(True, colours="start"), progress=False)
+    image, _, mask = sample.load()
+    assert np.array_equal(again.images[0], image) and np.array_equal(again.masks[0], mask)
+
+
+def test_start_colours_and_turns_need_a_start(window_run, tmp_path, capsys):
+    assert CanvasChoices.resolve(True, colours="start").colours == "start"  # (the window canvas's strength < 1)
+    assert GenerateSettings(num=1, colours="start").for_run(False, True).recorded(False)["colours"] == "start"
+    for given, says in (({"colours": "start"}, "--colours start"), ({"turns": 4}, "--turns 4")):
+        with pytest.raises(UserError, match=f"{says}: .* needs a start"):
+            CanvasChoices.resolve(True, strength=1.0, **given)
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", str(window_run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
+              "--qc", "off", "--colours", "start", "--strength", "1"])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and "needs a start (--strength below 1)" in error.strip().splitlines()[-1]
+    assert not (tmp_path / "gen").exists()

@@ -201,8 +201,9 @@ _GENERATE_STRENGTH = typer.Option(None, "--strength", metavar="S",
                                        f"schedule; 1: from pure noise, the paper (default: {WINDOW_STRENGTH} on "
                                        "windows, 1 on whole images).")
 _GENERATE_COLOURS = typer.Option(None, "--colours",
-                                 help="Window canvas: drawn (the anomaly as the model drew it) or training (painted "
-                                      "with its training anomaly's colours in the order of the drawn brightness; "
+                                 help="Window canvas: drawn (the anomaly as the model drew it), training (painted "
+                                      "with its training anomaly's colours in the order of the drawn brightness) or "
+                                      "start (the start's own real pixels, texture too; needs a strength below 1; "
                                       f"default: {WINDOW_COLOURS} on windows, drawn on whole images).")
 
 _GENERATE_GUIDANCE = typer.Option(None, "--guidance", metavar="G",

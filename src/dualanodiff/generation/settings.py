@@ -10,7 +10,7 @@ from dualanodiff.settings import Settings, setting
 SCHEDULER_NAMES = ("ddim", "dpm", "pndm")
 GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when BCM is on
 WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from a training anomaly")
-COLOURS = ("drawn", "training")
+COLOURS = ("drawn", "training", "start")
 WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README, "Training colours")
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each place (README, "Turns")
@@ -57,6 +57,10 @@ class CanvasChoices:
                 raise UserError(f"{option} {value}: {needs} needs a window-canvas run, and this one draws whole "
                                 "images (train with --canvas window)")
             choices[name] = (on_windows if windowed else on_images) if value is None else value
+        if choices["strength"] == 1 and choices["colours"] == "start":
+            raise UserError("--colours start: painting with the start's own pixels needs a start (--strength below 1)")
+        if choices["strength"] == 1 and choices["turns"] > 1:
+            raise UserError(f"--turns {choices['turns']}: turning a start needs a start (--strength below 1)")
         return cls(**choices)
 
     @property
@@ -92,9 +96,11 @@ class GenerateSettings(Settings):
     # to that share of the schedule (SDEdit), so that what is drawn keeps a real anomaly's shape. None: the
     # canvas's choice, WINDOW_STRENGTH on windows and 1 on whole images.
     strength: float | None = setting(None, above=0, maximum=1)
-    # On a window canvas, the anomaly's pixels as the model drew them, or painted with the colours of the training
-    # anomaly the sample was matched with, in the order of the drawn pixels' brightness (a small model draws the
-    # shape but washes out the colours). None: the canvas's choice, WINDOW_COLOURS on windows, drawn on whole images.
+    # On a window canvas, the anomaly's pixels as the model drew them ("drawn"); painted with the colours of the
+    # training anomaly the sample was matched with, in the order of the drawn pixels' brightness ("training": a small
+    # model draws the shape but washes out the colours); or taken from the start's own real pixels, each from the
+    # nearest pixel of the start's anomaly ("start": the texture too; needs a strength below 1). None: the canvas's
+    # choice, WINDOW_COLOURS on windows, drawn on whole images.
     colours: str | None = setting(None, choices=COLOURS)
     # On a window canvas, the drawn anomaly's window is scaled by 2^u, u uniform in [-size_spread, size_spread], so
     # that anomalies come in more sizes than the few training ones have (0: their sizes, jittered by 15 %). None:
@@ -133,7 +139,7 @@ class GenerateSettings(Settings):
                     "background_every": self.background_every if has_backgrounds else None}
         if self.strength is not None and self.strength < 1:  # (a GEN made from noise records what it always did)
             recorded["strength"] = self.strength
-        if self.colours == "training":  # (and one painted as drawn)
+        if self.colours in ("training", "start"):  # (and one painted as drawn)
             recorded["colours"] = self.colours
         if self.size_spread:  # (and one of the training anomalies' sizes)
             recorded["size_spread"] = self.size_spread

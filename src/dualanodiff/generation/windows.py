@@ -20,6 +20,8 @@ depends on `GenerateSettings.colours`:
 - "training" (the window canvas's default): the mask's pixels are painted with the colours of the training anomaly
   the sample matched, in the order of the drawn brightness, so the model gives the shape and the data the colours;
   every pixel outside the mask is the normal image's.
+- "start" (with a start): the mask's pixels are the start's own, the real training anomaly's window as the start
+  cut it, each from the nearest pixel of its anomaly, so the model gives the shape and the data the texture too.
 - "drawn": the drawn image replaces the normal one inside the mask; around it a fade adds what the model changed to
   the normal image, which keeps the normal image's finer detail; the mask then grows to every pixel of that fade
   that visibly differs from the normal image (`_what_changed`), so that what the detector is told is normal looks
@@ -236,14 +238,14 @@ class WindowCanvas:
         return {"example": example, "window": list(place_window(row, column, side, self.side, self.side)),
                 "flip": flips}
 
-    def start_windows(self, starts: Sequence[dict[str, Any]]) -> torch.Tensor:
+    def start_windows(self, starts: Sequence[dict[str, Any]], size: int | None = None) -> torch.Tensor:
         """The starts' windows of image and anomaly part, turned and flipped as each start says, as model input
-        (K, 2, 3, R, R) in [-1, 1]."""
-        examples = self._training.pixels
+        (K, 2, 3, R, R) in [-1, 1], R the model's side (or `size`)."""
+        examples, size = self._training.pixels, size or self.size
         cut = crop_windows(examples.flatten(1, 2), [start["example"] for start in starts],
-                           [tuple(start["window"]) for start in starts], self.size,
+                           [tuple(start["window"]) for start in starts], size,
                            turns=[start.get("turn", 0) for start in starts])
-        cut = cut.view(len(starts), 2, 3, self.size, self.size)
+        cut = cut.view(len(starts), 2, 3, size, size)
         for k, start in enumerate(starts):
             for flipped, dim in zip(start["flip"], (-1, -2), strict=True):
                 if flipped:
@@ -270,7 +272,7 @@ class WindowCanvas:
         training anomaly the placement matched (`_paint_by_rank`), and every pixel outside the mask is the normal
         image's: the palette holds the real anomaly's own edge, and the model's soft halo around its stroke is what
         the painting replaces, so there is nothing to fade (a fade and a mask grown over it made painted cracks
-        wider than the data's)."""
+        wider than the data's). With "start", likewise, but the mask's pixels are the start's own (`_from_start`)."""
         image, objects = self._load(placement["normal"])
         top, left, side = placement["window"]
         window = (slice(top, top + side), slice(left, left + side))
@@ -282,13 +284,27 @@ class WindowCanvas:
         inside = objects[window] if objects is not None else np.ones((side, side), bool)
         mask[window] &= inside  # an anomaly drawn off the object is not one
         out = image.copy()
-        if mask.any() and colours == "training":
-            painted = _paint_by_rank(drawn, mask[window], self._palettes[placement["example"]])
+        if mask.any() and colours in ("training", "start"):
+            painted = self._from_start(placement["start"], side) if colours == "start" else None
+            if painted is None:
+                painted = _paint_by_rank(drawn, mask[window], self._palettes[placement["example"]])
             out[window][mask[window]] = painted[mask[window]]
         elif mask.any():
             mask[window] = self._fade_in(out[window], placement, drawn.astype(np.float32), mask[window], inside)
         part = np.where(mask[..., None], out, 0).astype(np.uint8)
         return out, part, mask
+
+    def _from_start(self, start: dict[str, Any], side: int) -> np.ndarray | None:
+        """The start's own window of the real training anomaly image at `side` (uint8), each pixel off its anomaly
+        replaced by the nearest pixel of its anomaly: what the model drew from the start lies near where the start's
+        anomaly lay, so the drawn mask takes the real anomaly's pixels, texture and highlights included, where the
+        two meet, and its nearest ones where the model moved or grew it. None when the window holds none of it."""
+        anomaly = resized_mask(self._in_start(self._training.masks, start), side)
+        if not anomaly.any():
+            return None
+        image = to_uint8(self.start_windows([start], side)[:, 0])[0]
+        _, (rows, columns) = ndimage.distance_transform_edt(~anomaly, return_indices=True)
+        return image[rows, columns]
 
     def _fade_in(self, out: np.ndarray, placement: dict[str, Any], drawn: np.ndarray, mask: np.ndarray,
                  inside: np.ndarray) -> np.ndarray:
