@@ -399,10 +399,12 @@ def test_painting_by_rank_gives_the_palette_s_colours_in_the_drawn_brightness_or
     assert not ((painted == [200, 190, 185]).all(axis=-1) & core).any()  # the palette's brightest, the rim
 
 
-def test_windows_paint_training_colours_by_default_and_whole_images_keep_the_drawn_ones():
+def test_windows_paint_start_colours_by_default_and_whole_images_keep_the_drawn_ones():
     settings = GenerateSettings(num=1)
-    assert settings.for_run(bcm=False, windowed=True).colours == WINDOW_COLOURS == "training"
-    assert settings.for_run(bcm=False, windowed=True).recorded(False)["colours"] == "training"
+    assert settings.for_run(bcm=False, windowed=True).colours == WINDOW_COLOURS == "start"
+    assert settings.for_run(bcm=False, windowed=True).recorded(False)["colours"] == "start"
+    without_start = GenerateSettings(num=1, strength=1.0).for_run(bcm=False, windowed=True)
+    assert without_start.colours == "training"  # (no start to take them from: not refused, the rank's)
     assert settings.for_run(bcm=False, windowed=False).colours == "drawn"
     assert "colours" not in settings.for_run(bcm=False, windowed=False).recorded(False)
     with pytest.raises(UserError, match="window-canvas run"):

@@ -204,7 +204,8 @@ _GENERATE_COLOURS = typer.Option(None, "--colours",
                                  help="Window canvas: drawn (the anomaly as the model drew it), training (painted "
                                       "with its training anomaly's colours in the order of the drawn brightness) or "
                                       "start (the start's own real pixels, texture too; needs a strength below 1; "
-                                      f"default: {WINDOW_COLOURS} on windows, drawn on whole images).")
+                                      f"default: {WINDOW_COLOURS} on windows, training there at strength 1, drawn "
+                                      "on whole images).")
 
 _GENERATE_GUIDANCE = typer.Option(None, "--guidance", metavar="G",
                                   help="Classifier-free guidance scale (default: 2.0 with BCM, else 2.5).")

@@ -11,7 +11,8 @@ SCHEDULER_NAMES = ("ddim", "dpm", "pndm")
 GUIDANCE, BCM_GUIDANCE = 2.5, 2.0  # the released code generates with 2.0 when BCM is on
 WINDOW_STRENGTH = 0.6  # a window canvas's default start (README, "Starting from a training anomaly")
 COLOURS = ("drawn", "training", "start")
-WINDOW_COLOURS = "training"  # a window canvas's default anomaly colours (README, "Training colours")
+WINDOW_COLOURS = "start"  # a window canvas's default anomaly colours (README, "Start colours")
+WINDOW_COLOURS_WITHOUT_START = "training"  # and its default at strength 1, with no start to take them from
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each place (README, "Turns")
 WINDOW_POSITION_WIDTH = 0.0  # a window canvas's default: places anywhere on the object (README, "Positions")
@@ -56,6 +57,8 @@ class CanvasChoices:
             if value is not None and value != on_images and not windowed:
                 raise UserError(f"{option} {value}: {needs} needs a window-canvas run, and this one draws whole "
                                 "images (train with --canvas window)")
+            if value is None and windowed and name == "colours" and choices["strength"] == 1:
+                on_windows = WINDOW_COLOURS_WITHOUT_START
             choices[name] = (on_windows if windowed else on_images) if value is None else value
         if choices["strength"] == 1 and choices["colours"] == "start":
             raise UserError("--colours start: painting with the start's own pixels needs a start (--strength below 1)")
@@ -100,7 +103,7 @@ class GenerateSettings(Settings):
     # training anomaly the sample was matched with, in the order of the drawn pixels' brightness ("training": a small
     # model draws the shape but washes out the colours); or taken from the start's own real pixels, each from the
     # nearest pixel of the start's anomaly ("start": the texture too; needs a strength below 1). None: the canvas's
-    # choice, WINDOW_COLOURS on windows, drawn on whole images.
+    # choice, WINDOW_COLOURS on windows (WINDOW_COLOURS_WITHOUT_START at strength 1), drawn on whole images.
     colours: str | None = setting(None, choices=COLOURS)
     # On a window canvas, the drawn anomaly's window is scaled by 2^u, u uniform in [-size_spread, size_spread], so
     # that anomalies come in more sizes than the few training ones have (0: their sizes, jittered by 15 %). None:

@@ -17,11 +17,12 @@ of the start's turns, recorded in the start). `GenerateSettings` holds these cho
 The mask comes from the drawn anomaly part, scaled to the window and cut to the object; a drawn component that
 touches the window's edge is dropped (training windows hold their anomaly whole). What goes into the normal image
 depends on `GenerateSettings.colours`:
-- "training" (the window canvas's default): the mask's pixels are painted with the colours of the training anomaly
-  the sample matched, in the order of the drawn brightness, so the model gives the shape and the data the colours;
-  every pixel outside the mask is the normal image's.
-- "start" (with a start): the mask's pixels are the start's own, the real training anomaly's window as the start
-  cut it, each from the nearest pixel of its anomaly, so the model gives the shape and the data the texture too.
+- "training" (the window canvas's default without a start): the mask's pixels are painted with the colours of the
+  training anomaly the sample matched, in the order of the drawn brightness, so the model gives the shape and the
+  data the colours; every pixel outside the mask is the normal image's.
+- "start" (the window canvas's default, with a start): the mask's pixels are the start's own, the real training
+  anomaly's window as the start cut it, each from the nearest pixel of its anomaly, so the model gives the shape and
+  the data the texture too.
 - "drawn": the drawn image replaces the normal one inside the mask; around it a fade adds what the model changed to
   the normal image, which keeps the normal image's finer detail; the mask then grows to every pixel of that fade
   that visibly differs from the normal image (`_what_changed`), so that what the detector is told is normal looks
