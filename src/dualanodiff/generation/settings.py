@@ -57,13 +57,15 @@ class CanvasChoices:
             if value is not None and value != on_images and not windowed:
                 raise UserError(f"{option} {value}: {needs} needs a window-canvas run, and this one draws whole "
                                 "images (train with --canvas window)")
-            if value is None and windowed and name == "colours" and choices["strength"] == 1:
-                on_windows = WINDOW_COLOURS_WITHOUT_START
             choices[name] = (on_windows if windowed else on_images) if value is None else value
-        if choices["strength"] == 1 and choices["colours"] == "start":
-            raise UserError("--colours start: painting with the start's own pixels needs a start (--strength below 1)")
-        if choices["strength"] == 1 and choices["turns"] > 1:
-            raise UserError(f"--turns {choices['turns']}: turning a start needs a start (--strength below 1)")
+        if choices["strength"] == 1:  # no start: no pixels of its own to paint with, nothing to turn
+            if windowed and given.get("colours") is None:
+                choices["colours"] = WINDOW_COLOURS_WITHOUT_START
+            if choices["colours"] == "start":
+                raise UserError("--colours start: painting with the start's own pixels needs a start "
+                                "(--strength below 1)")
+            if choices["turns"] > 1:
+                raise UserError(f"--turns {choices['turns']}: turning a start needs a start (--strength below 1)")
         return cls(**choices)
 
     @property
