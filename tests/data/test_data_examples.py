@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from dualanodiff.data import AnomalySample, load_source, load_training_examples
+from dualanodiff.data import (
+    AnomalySample,
+    load_anomalies,
+    load_images,
+    load_pixels,
+    load_source,
+    load_training_examples,
+    to_uint8,
+)
 from dualanodiff.errors import DataError
 from dualanodiff.io import save_image
 
@@ -32,7 +40,7 @@ def test_items_are_float_tensors_in_range(rust_samples):
 
 
 def test_resizing_filters(tmp_path):
-    # A 4x4 checkerboard of 0 / 255 image cells downscaled by Lanczos becomes grey; the mask stays binary.
+    # A 4x4 checkerboard of 0 / 255 image cells downscaled with antialiasing becomes grey; the mask stays binary.
     image = np.kron(np.indices((4, 4)).sum(0) % 2, np.ones((8, 8))).astype(np.uint8) * 255
     mask = np.zeros((32, 32), np.uint8)
     mask[:16] = 255
@@ -41,6 +49,21 @@ def test_resizing_filters(tmp_path):
     examples = load_training_examples([sample], 2)
     assert examples.images[0].abs().max() < 0.5
     assert examples.masks[0, 0].tolist() == [[1.0, 1.0], [0.0, 0.0]]
+
+
+def test_training_sees_the_pixels_the_evaluation_loads(tmp_path):
+    # One resize for every working-resolution image: what the model trains on (and the canvas paints with) is what
+    # the evaluation and the baselines load, bit for bit, so that no pair is sharper than the real images.
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (96, 96, 3), np.uint8)
+    mask = np.zeros((96, 96), np.uint8)
+    mask[20:60, 30:50] = 255
+    sample = AnomalySample(save_image(tmp_path / "i.png", image), save_image(tmp_path / "m.png", mask))
+    examples = load_training_examples([sample], 40)
+    images, masks = load_anomalies([sample], 40, "test")
+    assert np.array_equal(to_uint8(examples.images), images)
+    assert np.array_equal(examples.masks[:, 0].bool().numpy(), masks)
+    assert np.array_equal(to_uint8(load_pixels([tmp_path / "i.png"], 40)), load_images([tmp_path / "i.png"], 40, "x"))
 
 
 def test_grayscale_images_become_three_equal_channels(tmp_path):

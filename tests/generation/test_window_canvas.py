@@ -43,7 +43,7 @@ def window_gen(window_run, tmp_path_factory):
 
 def _normal(run: Run, name: str) -> tuple[np.ndarray, np.ndarray]:
     path = next((Path(run.settings.data_root) / run.settings.object / "train" / "good").glob(f"{name}.*"))
-    image = resized_rgb(load_rgb(path), run.settings.working_side, Image.Resampling.LANCZOS)
+    image = resized_rgb(load_rgb(path), run.settings.working_side)
     return image, read_mask(run.object_mask_path("normal", name))
 
 

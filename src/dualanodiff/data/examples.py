@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from dualanodiff.data.images import load_mask, load_rgb
 from dualanodiff.data.pixels import resized_mask, resized_rgb, to_pixels
@@ -18,7 +17,7 @@ from dualanodiff.errors import DataError
 class TrainingExamples:
     """Every sample resized to a square (a non-square image is stretched, as the paper's training does):
 
-        images  (N, 3, R, R) in [-1, 1] (Lanczos)
+        images  (N, 3, R, R) in [-1, 1]
         masks   (N, 1, R, R) in {0, 1} (binarised at 50 %, then nearest neighbour)
         parts   (N, 3, R, R) in [-1, 1]: image x mask computed in [0, 1], so -1 (black) outside the mask
     """
@@ -35,7 +34,7 @@ class TrainingExamples:
 def _load(sample: AnomalySample, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     image = load_rgb(sample.image_path)
     mask = load_mask(sample.mask_path, image.size)
-    pixels = to_pixels(resized_rgb(image, resolution, Image.Resampling.LANCZOS)[None])[0]
+    pixels = to_pixels(resized_rgb(image, resolution)[None])[0]
     mask = resized_mask(mask, resolution)
     if not mask.any():
         raise DataError(f"{sample.mask_path}: the anomaly vanishes when the mask is resized to "

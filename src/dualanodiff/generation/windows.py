@@ -115,7 +115,7 @@ class WindowCanvas:
         everything: a texture)."""
         if name not in self._loaded:
             path = next(path for path in self.paths if path.stem == name)
-            image = resized_rgb(load_rgb(path), self.side, Image.Resampling.LANCZOS)
+            image = resized_rgb(load_rgb(path), self.side)
             objects = read_mask(self.run.object_mask_path("normal", name))
             self._loaded[name] = image, objects if objects.any() and not objects.all() else None
         return self._loaded[name]

@@ -37,7 +37,8 @@ UNCONDITIONAL_RATE = 0.1  # prompts dropped to "" so that classifier-free guidan
 EMA_DECAY = 0.999
 COMPLETE_MARK = "base.json"
 MODEL_FOLDER = "model"
-ARCHITECTURE_VERSION = 2  # part of the cache key: a change to model/tiny.py invalidates cached bases
+ARCHITECTURE_VERSION = 3  # part of the cache key: a change to model/tiny.py or to its images' resize invalidates
+# cached bases (3: bilinear, as every working-resolution image, where it was Lanczos)
 
 
 def cache_root() -> Path:
