@@ -15,6 +15,7 @@ from dualanodiff.errors import UserError
 from dualanodiff.generation import DualAnoDiffPipeline, GenerateSettings, generate
 from dualanodiff.generation.settings import (
     WINDOW_COLOURS,
+    WINDOW_ORIENTATIONS,
     WINDOW_POSITION_WIDTH,
     WINDOW_SIZE_SPREAD,
     WINDOW_STRENGTH,
@@ -344,6 +345,42 @@ def test_a_turned_start_turns_its_pixels_and_its_masks_alike(window_run):
     assert not torch.equal(pixels, turned)
 
 
+def test_any_orientation_turns_and_mirrors_the_start_by_quarter_turns_and_keeps_it_on_the_object(window_run):
+    canvas = DualAnoDiffPipeline.from_pretrained(window_run).canvas
+    masks = canvas._training.masks
+    seen = set()
+    for index in range(32):
+        plain = canvas.place(index, 5, CanvasChoices(strength=0.6))
+        turned = canvas.place(index, 5, CanvasChoices(strength=0.6, orientations="any"))
+        assert turned == canvas.place(index, 5, CanvasChoices(strength=0.6, orientations="any"))  # (seed, index)
+        start, own = turned["start"], plain["start"]
+        assert (start["example"], start["window"], start["flip"][1]) == (own["example"], own["window"], own["flip"][1])
+        turn = start.get("turn", 0)
+        assert turn in (90, 180, 270) or "turn" not in start
+        seen.add((turn, start["flip"][0] != own["flip"][0]))
+        # placed by the turned start's layout: its anomaly lies on the object there
+        _, objects = _normal(window_run, turned["normal"])
+        top, left, side = turned["window"]
+        anomaly = resized_mask(canvas._in_start(masks, start), side)
+        assert (objects[top:top + side, left:left + side] & anomaly).sum() >= 0.5 * anomaly.sum()
+    assert len(seen) == 8  # every quarter turn, mirrored and not
+
+
+def test_any_orientation_needs_a_start_and_is_recorded(window_run):
+    settings = GenerateSettings(num=1)
+    assert settings.for_run(bcm=False, windowed=True).orientations == WINDOW_ORIENTATIONS == "training"
+    assert settings.for_run(bcm=False, windowed=False).orientations == "training"
+    assert GenerateSettings(num=1, strength=1.0).for_run(bcm=False, windowed=True).orientations == "training"
+    assert GenerateSettings(num=1, orientations="any").for_run(False, True).recorded(False)["orientations"] == "any"
+    assert "orientations" not in settings.for_run(False, True).recorded(False)
+    with pytest.raises(UserError, match=r"--orientations any: .* needs a start"):
+        CanvasChoices.resolve(True, strength=1.0, orientations="any")
+    with pytest.raises(UserError, match=r"--orientations any: .* needs a window-canvas run"):
+        CanvasChoices.resolve(False, orientations="any")
+    with pytest.raises(UserError, match="--orientations must be one of training, any"):
+        CanvasChoices.resolve(True, orientations="all")
+
+
 def test_a_turned_sample_s_record_is_enough_to_make_it_again(window_run, tmp_path):
     gen = generate(window_run, tmp_path / "gen", GenerateSettings(num=4, steps=4, seed=3, qc="off", turns=8))
     meta = json.loads((gen.root / "meta.json").read_text())["settings"]
@@ -369,7 +406,8 @@ def test_a_strength_below_one_training_colours_or_a_size_spread_need_a_window_ru
                          (["--size-spread", "0.5"], "window-canvas run"), (["--size-spread", "-1"], "--size-spread"),
                          (["--turns", "4"], "window-canvas run"), (["--turns", "0"], "--turns"),
                          (["--position-width", "0.05"], "window-canvas run"),
-                         (["--position-width", "-1"], "--position-width")):
+                         (["--position-width", "-1"], "--position-width"),
+                         (["--orientations", "any"], "window-canvas run")):
         with pytest.raises(SystemExit) as exit_:
             main(["generate", str(run.root), "--num", "1", "--steps", "2", "--out", str(tmp_path / "gen"),
                   "--qc", "off", *option])

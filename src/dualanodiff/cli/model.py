@@ -15,6 +15,7 @@ import typer
 from dualanodiff.cli.app import app, require_options, settings_values
 from dualanodiff.generation.settings import (
     WINDOW_COLOURS,
+    WINDOW_ORIENTATIONS,
     WINDOW_POSITION_WIDTH,
     WINDOW_SIZE_SPREAD,
     WINDOW_STRENGTH,
@@ -226,6 +227,13 @@ _GENERATE_POSITION_WIDTH = typer.Option(None, "--position-width", metavar="W",
                                              "on its object (along a screw from the head, out from a round object's "
                                              "centre), within about W of the object's length (0: anywhere on the "
                                              f"object; default: {WINDOW_POSITION_WIDTH} on windows).")
+_GENERATE_ORIENTATIONS = typer.Option(None, "--orientations",
+                                      help="Window canvas: any (each start one of the 8 quarter turns and mirrorings "
+                                           "of its training anomaly's window, at random; needs a strength below 1) or "
+                                           "training (as the training anomaly lies; default: "
+                                           f"{WINDOW_ORIENTATIONS}).")
+_GENERATE_QC_AREA_MARGIN = typer.Option(2.0, "--qc-area-margin", metavar="F",
+                                        help="QC: the training masks' area range widened F times each way.")
 
 
 @app.command("generate")
@@ -254,8 +262,7 @@ def generate_command(
                                                "an area no training mask has, or branches that disagree, and try "
                                                "the next seeds instead; off: keep every sample."),
     qc_max_tries: int = typer.Option(10, "--qc-max-tries", metavar="K", help="QC: seeds tried per sample."),
-    qc_area_margin: float = typer.Option(2.0, "--qc-area-margin", metavar="F",
-                                         help="QC: the training masks' area range widened F times each way."),
+    qc_area_margin: float = _GENERATE_QC_AREA_MARGIN,
     qc_max_off_object: float = typer.Option(0.05, "--qc-max-off-object", metavar="P",
                                             help="QC: the largest share of a mask outside the object."),
     qc_max_disagreement: float = typer.Option(0.25, "--qc-max-disagreement", metavar="D",
@@ -267,6 +274,7 @@ def generate_command(
     size_spread: float | None = _GENERATE_SIZE_SPREAD,
     turns: int | None = _GENERATE_TURNS,
     position_width: float | None = _GENERATE_POSITION_WIDTH,
+    orientations: str | None = _GENERATE_ORIENTATIONS,
     config: Path | None = typer.Option(None, "--config", metavar="CALL.json", help=CONFIG_HELP),
 ) -> None:
     """Generate anomaly image / anomaly part / mask triplets from a trained run.

@@ -16,6 +16,8 @@ WINDOW_COLOURS_WITHOUT_START = "training"  # and its default at strength 1, with
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each place (README, "Turns")
 WINDOW_POSITION_WIDTH = 0.0  # a window canvas's default: places anywhere on the object (README, "Positions")
+ORIENTATIONS = ("training", "any")
+WINDOW_ORIENTATIONS = "training"  # a window canvas's default start orientations (README, "Orientations")
 
 
 # Each window-canvas choice: its option, the window canvas's default, the whole-image canvas's own value (the only
@@ -27,6 +29,7 @@ CANVAS_OPTIONS = {
     "turns": ("--turns", WINDOW_TURNS, 1, "turning a training anomaly's window"),
     "position_width": ("--position-width", WINDOW_POSITION_WIDTH, 0.0,
                        "placing an anomaly where its training anomaly lies"),
+    "orientations": ("--orientations", WINDOW_ORIENTATIONS, "training", "turning and mirroring a start"),
 }
 
 
@@ -34,13 +37,14 @@ CANVAS_OPTIONS = {
 class CanvasChoices:
     """How a canvas draws, each choice filled in (`resolve`): the strength of the start (1: from pure noise, no
     start), the anomaly's colours, the size spread, the turns of a start tried at each place and the width of the
-    position prior (`GenerateSettings` says what each does)."""
+    position prior, and the orientations a start takes (`GenerateSettings` says what each does)."""
 
     strength: float = 1.0
     colours: str = "drawn"
     size_spread: float = 0.0
     turns: int = 1
     position_width: float = 0.0
+    orientations: str = "training"
 
     @classmethod
     def resolve(cls, windowed: bool, **given) -> CanvasChoices:
@@ -51,6 +55,9 @@ class CanvasChoices:
             raise TypeError(f"unknown canvas choice(s): {', '.join(sorted(unknown))}")
         if given.get("colours") not in (None, *COLOURS):
             raise UserError(f"--colours must be one of {', '.join(COLOURS)}, got {given['colours']!r}")
+        if given.get("orientations") not in (None, *ORIENTATIONS):
+            raise UserError(f"--orientations must be one of {', '.join(ORIENTATIONS)}, "
+                            f"got {given['orientations']!r}")
         choices = {}
         for name, (option, on_windows, on_images, needs) in CANVAS_OPTIONS.items():
             value = given.get(name)
@@ -61,6 +68,11 @@ class CanvasChoices:
         if choices["strength"] == 1:  # no start: no pixels of its own to paint with, nothing to turn
             if windowed and given.get("colours") is None:
                 choices["colours"] = WINDOW_COLOURS_WITHOUT_START
+            if given.get("orientations") is None:
+                choices["orientations"] = "training"
+            if choices["orientations"] != "training":
+                raise UserError(f"--orientations {choices['orientations']}: turning and mirroring a start needs a "
+                                "start (--strength below 1)")
             if choices["colours"] == "start":
                 raise UserError("--colours start: painting with the start's own pixels needs a start "
                                 "(--strength below 1)")
@@ -119,6 +131,11 @@ class GenerateSettings(Settings):
     # own object (along a screw from its head, out from a round object's centre), within about this share of the
     # object's length (0: anywhere on the object). None: the canvas's choice, WINDOW_POSITION_WIDTH on windows.
     position_width: float | None = setting(None, minimum=0, maximum=1)
+    # On a window canvas with a start, each start takes one of the eight quarter turns and mirrorings of its
+    # training anomaly's window at random ("any", as croppaste turns its pastes), so that 8 training anomalies give
+    # 64 orientations in the image; "training": as the training anomaly lies (and its flips where the run trained
+    # with them). None: the canvas's choice, WINDOW_ORIENTATIONS ("training" everywhere, README "Orientations").
+    orientations: str | None = setting(None, choices=ORIENTATIONS)
     # Sample QC (generation/qc.py): off keeps every sample; on replaces a rejected one by the next seeds.
     qc: str = setting("on", choices=("off", "on"))
     qc_max_tries: int = setting(10, minimum=1)  # seeds tried per sample before it is given up
@@ -152,6 +169,8 @@ class GenerateSettings(Settings):
             recorded["turns"] = self.turns
         if self.position_width:  # (and one placed anywhere on the object)
             recorded["position_width"] = self.position_width
+        if self.orientations == "any":  # (and one of the training anomalies' orientations)
+            recorded["orientations"] = self.orientations
         if has_backgrounds:
             recorded["bcm"] = {"unconditional": self.bcm_unconditional, "noise": self.bcm_noise}
         if self.qc == "on":  # (a GEN made without QC records what it always did)

@@ -12,7 +12,9 @@ Its record holds the normal image's name, the window and the training anomaly it
 the denoising starts from that training anomaly's own window (image and anomaly part) at that noise level rather
 than from pure noise, cut at the sample's side around the anomaly with a random offset and flips (its record's
 `start`), and the place is the one where the object lies in the window as in the start's (with turns, at the best
-of the start's turns, recorded in the start). `GenerateSettings` holds these choices, `CanvasChoices` resolves them.
+of the start's turns, recorded in the start). With orientations "any" the start also takes one of the eight quarter
+turns and mirrorings at random before it is placed, as croppaste turns its pastes. `GenerateSettings` holds these
+choices, `CanvasChoices` resolves them.
 
 The mask comes from the drawn anomaly part, scaled to the window and cut to the object; a drawn component that
 touches the window's edge is dropped (training windows hold their anomaly whole). What goes into the normal image
@@ -66,6 +68,7 @@ FEATHER = 1 / 16  # the blend fades out over this fraction of the window's side 
 PLACEMENT_STREAM = 7  # keeps the placement's random numbers apart from the sample's noise
 START_STREAM = 11  # and the starting window's apart from both
 SIZE_STREAM = 13  # and the size factor's apart from all three
+ORIENTATION_STREAM = 17  # and a start's orientation apart from all four
 SMALLEST_WINDOW = 8  # pixels of the working resolution: a window scaled down stays at least this
 CANDIDATES = 32  # places on the object compared with a training anomaly's surroundings
 CHANGE_SHARE = 0.5  # of the median change inside the drawn mask: a pixel changed less than this is not the anomaly
@@ -157,9 +160,10 @@ class WindowCanvas:
                           for window in windows])
         placement: dict[str, Any] = {"normal": name, "example": example}
         if choices.starting:
-            placement["start"] = self.start(index, seed, example, side)
+            placement["start"] = self.start(index, seed, example, side, choices.orientations)
             if objects is not None:
                 costs, turn = self._layout_costs(objects, windows, placement["start"], choices.turns)
+                placement["start"].pop("turn", None)
                 if turn:
                     placement["start"]["turn"] = turn
         placement["window"] = list(windows[int(np.argmin(costs))])
@@ -169,9 +173,9 @@ class WindowCanvas:
                       turns: int) -> tuple[np.ndarray, float]:
         """Each window's cost for `start` (minus its object layout's overlap with the start's, infinite for the
         windows that keep less than the most of the start's anomaly on the object), at the best of `turns` turns of
-        the start, and that turn in degrees (0 when unturned is as good)."""
+        the start from its own turn, and the start's turn then in degrees (of equally good turns, its own)."""
         cuts = [self._cut(objects, window) for window in windows]
-        angles = [360 * k / turns for k in range(turns)]
+        angles = [(start.get("turn", 0) + 360 * k / turns) % 360 for k in range(turns)]
         on_object, overlap = np.zeros((2, turns, len(cuts)))
         for k, angle in enumerate(angles):
             anomaly, layout = (resized_mask(self._in_start(masks, {**start, "turn": angle}), len(cuts[0]))
@@ -179,7 +183,7 @@ class WindowCanvas:
             on_object[k] = [(cut & anomaly).sum() for cut in cuts]
             overlap[k] = [(cut & layout).sum() / max(1, (cut | layout).sum()) for cut in cuts]
         costs = np.where(on_object >= on_object.max() * (1 - ON_OBJECT_SLACK), -overlap, np.inf)
-        best = int(np.argmin(costs.min(axis=1)))  # (the first, unturned, of equally good turns)
+        best = int(np.argmin(costs.min(axis=1)))  # (the first, the start's own, of equally good turns)
         return costs[best], angles[best]
 
     @staticmethod
@@ -227,17 +231,26 @@ class WindowCanvas:
         return np.array([object_position(objects, [row, column])[0] if objects.any() else 0.5
                          for objects, (row, column, _) in zip(training.object_masks, training.extents, strict=True)])
 
-    def start(self, index: int, seed: int, example: int, side: int) -> dict[str, Any]:
+    def start(self, index: int, seed: int, example: int, side: int, orientations: str = "training") -> dict[str, Any]:
         """Sample `index`'s starting window: training anomaly `example`'s window of `side`, moved by up to the slack
-        between window and anomaly and flipped where the run allows it (as training windows are)."""
+        between window and anomaly and flipped where the run allows it (as training windows are). With
+        `orientations` "any", it is then turned by a random quarter turn and mirrored (left to right) at random: one
+        of the eight orientations croppaste gives its pastes."""
         rng = np.random.default_rng([seed, index, START_STREAM])
         centre_row, centre_column, extent = self._training.extents[example]
         slack = max(side - extent, 0) / 2
         row, column = centre_row + slack * (2 * rng.random() - 1), centre_column + slack * (2 * rng.random() - 1)
         allowed = (self.run.settings.flip_horizontal, self.run.settings.flip_vertical)
         flips = [bool(enabled and rng.random() < 0.5) for enabled in allowed]
-        return {"example": example, "window": list(place_window(row, column, side, self.side, self.side)),
-                "flip": flips}
+        start = {"example": example, "window": list(place_window(row, column, side, self.side, self.side)),
+                 "flip": flips}
+        if orientations == "any":
+            turning = np.random.default_rng([seed, index, ORIENTATION_STREAM])
+            start["turn"] = 90 * int(turning.integers(4))
+            start["flip"][0] ^= bool(turning.random() < 0.5)
+            if not start["turn"]:
+                del start["turn"]
+        return start
 
     def start_windows(self, starts: Sequence[dict[str, Any]], size: int | None = None) -> torch.Tensor:
         """The starts' windows of image and anomaly part, turned and flipped as each start says, as model input
