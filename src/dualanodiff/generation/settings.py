@@ -53,11 +53,9 @@ class CanvasChoices:
         unknown = set(given) - set(CANVAS_OPTIONS)
         if unknown:
             raise TypeError(f"unknown canvas choice(s): {', '.join(sorted(unknown))}")
-        if given.get("colours") not in (None, *COLOURS):
-            raise UserError(f"--colours must be one of {', '.join(COLOURS)}, got {given['colours']!r}")
-        if given.get("orientations") not in (None, *ORIENTATIONS):
-            raise UserError(f"--orientations must be one of {', '.join(ORIENTATIONS)}, "
-                            f"got {given['orientations']!r}")
+        for name, allowed in (("colours", COLOURS), ("orientations", ORIENTATIONS)):
+            if given.get(name) not in (None, *allowed):
+                raise UserError(f"{CANVAS_OPTIONS[name][0]} must be one of {', '.join(allowed)}, got {given[name]!r}")
         choices = {}
         for name, (option, on_windows, on_images, needs) in CANVAS_OPTIONS.items():
             value = given.get(name)
@@ -68,8 +66,6 @@ class CanvasChoices:
         if choices["strength"] == 1:  # no start: no pixels of its own to paint with, nothing to turn
             if windowed and given.get("colours") is None:
                 choices["colours"] = WINDOW_COLOURS_WITHOUT_START
-            if given.get("orientations") is None:
-                choices["orientations"] = "training"
             if choices["orientations"] != "training":
                 raise UserError(f"--orientations {choices['orientations']}: turning and mirroring a start needs a "
                                 "start (--strength below 1)")

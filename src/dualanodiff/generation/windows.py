@@ -246,10 +246,10 @@ class WindowCanvas:
                  "flip": flips}
         if orientations == "any":
             turning = np.random.default_rng([seed, index, ORIENTATION_STREAM])
-            start["turn"] = 90 * int(turning.integers(4))
+            turn = 90 * int(turning.integers(4))
             start["flip"][0] ^= bool(turning.random() < 0.5)
-            if not start["turn"]:
-                del start["turn"]
+            if turn:  # (an unturned start has no turn, as without the option)
+                start["turn"] = turn
         return start
 
     def start_windows(self, starts: Sequence[dict[str, Any]], size: int | None = None) -> torch.Tensor:
