@@ -15,7 +15,7 @@ WINDOW_COLOURS = "start"  # a window canvas's default anomaly colours (README, "
 WINDOW_COLOURS_WITHOUT_START = "training"  # and its default at strength 1, with no start to take them from
 WINDOW_SIZE_SPREAD = 0.5  # a window canvas's default: areas from half to twice the training ones' (README, "Sizes")
 WINDOW_TURNS = 1  # a window canvas's default turns of a start tried at each place (README, "Turns")
-WINDOW_POSITION_WIDTH = 0.0  # a window canvas's default: places anywhere on the object (README, "Positions")
+WINDOW_POSITION_WIDTH = 0.03  # a window canvas's default: places near the training anomaly's (README, "Positions")
 ORIENTATIONS = ("training", "any")
 WINDOW_ORIENTATIONS = "training"  # a window canvas's default start orientations (README, "Orientations")
 
